@@ -1,0 +1,192 @@
+import csv
+
+import numpy as np
+import pytest
+from shapely.geometry import MultiPolygon
+
+from dstl.bands import RGB_BANDS
+from dstl.dataset import DstlDataset
+from dstl.errors import DataError, UnknownImageError
+from dstl.grid import GridTransform
+
+# Test ids deliberately out of sorted order: test_ids keep sample_submission.csv's order.
+SIZES = {"9001_0_0": (48, 52), "9003_1_1": (45, 42), "9002_4_4": (40, 36), "9002_0_3": (43, 47)}
+LABELLED = ["9003_1_1", "9001_0_0"]
+
+
+@pytest.fixture
+def root(make_dstl_folder, tmp_path):
+    return make_dstl_folder(tmp_path / "data", sizes=SIZES, labelled=LABELLED)
+
+
+@pytest.fixture
+def ds(root):
+    return DstlDataset(root)
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_ids(ds):
+    assert ds.image_ids == sorted(SIZES)
+    assert ds.train_ids == sorted(LABELLED)
+    assert ds.test_ids == ["9002_4_4", "9002_0_3"]
+    assert len(ds) == 4 and "4 images" in repr(ds)
+    assert ds.has_labels("9001_0_0") and not ds.has_labels("9002_4_4")
+
+
+@pytest.mark.parametrize("bad", ["6120_2_2", "../9001_0_0", "9001_0_0.tif", "", None, 17])
+def test_unknown_id(ds, bad):
+    with pytest.raises(UnknownImageError, match=r"unknown image id .* has 4 images, e\.g\. 9001_0_0"):
+        ds.check_id(bad)
+    with pytest.raises(UnknownImageError):
+        ds.read_scene(bad)
+    with pytest.raises(UnknownImageError):
+        ds.product_path(bad, "3")
+
+
+def test_grid_size_image_size_and_transform(ds, root):
+    grid = {r[0]: (float(r[1]), float(r[2])) for r in rows(root / "grid_sizes.csv")[1:]}
+    for image_id, (h, w) in SIZES.items():
+        assert ds.grid_size(image_id) == grid[image_id]
+        assert ds.image_size(image_id) == (h, w)
+        assert ds.transform(image_id) == GridTransform(h, w, *grid[image_id])
+
+
+def test_product_paths(ds, root):
+    assert ds.product_path("9001_0_0", "3") == root / "three_band" / "9001_0_0.tif"
+    for p in "PMA":
+        assert ds.product_path("9001_0_0", p) == root / "sixteen_band" / f"9001_0_0_{p}.tif"
+        assert ds.product_path("9001_0_0", p).is_file()
+    with pytest.raises(ValueError, match="product must be one of"):
+        ds.product_path("9001_0_0", "X")
+
+
+def test_labels_all_classes_hole_and_empty(ds):
+    labels = ds.labels("9001_0_0")
+    assert sorted(labels) == list(range(1, 11))
+    assert all(isinstance(g, MultiPolygon) and g.is_valid for g in labels.values())
+    assert len(labels[1].geoms) == 2
+    assert len(labels[5].geoms[0].interiors) == 1  # the ring keeps its hole
+    assert all(labels[k].is_empty for k in (2, 4, 6, 7, 8, 10))
+    labels[1] = None  # callers get their own dict
+    assert ds.labels("9001_0_0")[1] is not None
+
+
+def test_labels_of_an_unlabelled_image(ds):
+    with pytest.raises(DataError, match="'9002_4_4' has no labels"):
+        ds.labels("9002_4_4")
+    with pytest.raises(DataError, match="no labels"):
+        ds.masks("9002_4_4")
+
+
+def test_masks_follow_the_pixel_centre_rule(ds, dstl_label_polygons):
+    h, w = SIZES["9001_0_0"]
+    masks = ds.masks("9001_0_0")
+    assert masks.shape == (10, h, w) and masks.dtype == np.uint8
+    want1 = np.zeros((h, w), np.uint8)
+    want1[4:18, 2:18] = 1
+    want1[h - 10: h - 4, w - 10: w - 4] = 1
+    np.testing.assert_array_equal(masks[0], want1)
+    want5 = np.zeros((h, w), np.uint8)
+    want5[20:36, 20:36] = 1
+    want5[24:32, 24:32] = 0
+    np.testing.assert_array_equal(masks[4], want5)
+    assert masks[8].sum() == 6 and masks[1].sum() == 0
+    assert int(masks[2].sum()) == pytest.approx(dstl_label_polygons(h, w)[3].area, rel=0.1)
+
+
+def test_masks_are_cached_and_read_only(root):
+    ds = DstlDataset(root, mask_cache=1)
+    first = ds.masks("9001_0_0")
+    assert ds.masks("9001_0_0") is first
+    with pytest.raises(ValueError):
+        first[0, 0, 0] = 1
+    ds.masks("9003_1_1")  # evicts the first (cache of one)
+    again = ds.masks("9001_0_0")
+    assert again is not first
+    np.testing.assert_array_equal(again, first)
+
+
+def test_read_scene_delegates(ds):
+    scene = ds.read_scene("9002_0_3", RGB_BANDS)
+    assert scene.image_id == "9002_0_3" and scene.data.shape == (3, 43, 47)
+
+
+def test_without_optional_csvs(root):
+    (root / "train_wkt_v4.csv").unlink()
+    (root / "sample_submission.csv").unlink()
+    ds = DstlDataset(root)
+    assert ds.train_ids == [] and ds.test_ids == []
+    assert not ds.has_labels("9001_0_0")
+
+
+# ----------------------------------------------------------------------------- bad folders
+
+def test_root_missing(tmp_path):
+    with pytest.raises(DataError, match="dataset folder not found"):
+        DstlDataset(tmp_path / "nowhere")
+
+
+def test_not_a_dstl_folder(tmp_path):
+    with pytest.raises(DataError, match="three_band/ is missing"):
+        DstlDataset(tmp_path)
+
+
+def test_grid_sizes_missing(root):
+    (root / "grid_sizes.csv").unlink()
+    with pytest.raises(DataError, match=r"grid_sizes\.csv: not found"):
+        DstlDataset(root)
+
+
+@pytest.mark.parametrize("header", ["ImageId,Xmax,Ymin", "Xmax,Ymin", ""])
+def test_malformed_grid_sizes_header(root, header):
+    path = root / "grid_sizes.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([header] + lines[1:]) + "\n")
+    with pytest.raises(DataError, match=r"grid_sizes\.csv"):
+        DstlDataset(root)
+
+
+def test_grid_sizes_id_that_is_not_a_file_name(root):
+    with open(root / "grid_sizes.csv", "a") as f:
+        f.write("../../etc/passwd,0.009,-0.009\n")
+    with pytest.raises(DataError, match="'../../etc/passwd' is not a plain file name"):
+        DstlDataset(root)
+
+
+def test_listed_image_with_missing_file(root):
+    (root / "three_band" / "9002_0_3.tif").unlink()
+    ds = DstlDataset(root)
+    assert "9002_0_3" in ds.image_ids
+    with pytest.raises(DataError, match=r"three_band/9002_0_3\.tif: file not found"):
+        ds.read_scene("9002_0_3")
+    with pytest.raises(DataError, match=r"9002_0_3\.tif: file not found"):
+        ds.image_size("9002_0_3")
+
+
+@pytest.mark.parametrize("name", ["train_wkt_v4.csv", "sample_submission.csv"])
+def test_wkt_csv_with_wrong_header(root, name):
+    path = root / name
+    path.write_text("ImageId,Class,WKT\n" + "\n".join(path.read_text().splitlines()[1:]) + "\n")
+    ds = DstlDataset(root)
+    attr = "train_ids" if name.startswith("train") else "test_ids"
+    with pytest.raises(DataError, match=f"{name}: line 1: header must be ImageId,ClassType,MultipolygonWKT"):
+        getattr(ds, attr)
+
+
+def test_wkt_csv_with_an_id_not_in_grid_sizes(root):
+    with open(root / "train_wkt_v4.csv", "a", newline="") as f:
+        csv.writer(f).writerow(["9999_9_9", 1, "MULTIPOLYGON EMPTY"])
+    with pytest.raises(DataError, match=r"train_wkt_v4\.csv: image id '9999_9_9' is not in grid_sizes\.csv"):
+        _ = DstlDataset(root).train_ids
+
+
+def test_malformed_wkt_row_is_reported_on_labels(root):
+    with open(root / "train_wkt_v4.csv", "a", newline="") as f:
+        csv.writer(f).writerow(["9002_4_4", 1, "MULTIPOLYGON (((0 0, 1 1"])
+    ds = DstlDataset(root)
+    with pytest.raises(DataError, match=r"train_wkt_v4\.csv: line \d+"):
+        ds.labels("9001_0_0")
