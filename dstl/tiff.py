@@ -13,6 +13,7 @@ wrong sample type, absurd size) raises `DataError` with a message naming the fil
 problem. `write_tiff` writes atomically, so a failed write never leaves a partial file.
 """
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ import tifffile
 
 from dstl.atomic import atomic_path
 from dstl.errors import DataError
+
+# tifffile logs its own warning for a corrupt file; we raise a DataError that says it in one line.
+logging.getLogger("tifffile").setLevel(logging.ERROR)
 
 __all__ = ["TiffHeader", "read_tiff", "read_tiff_header", "read_tiff_shape", "write_tiff"]
 
