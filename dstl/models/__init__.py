@@ -1,0 +1,48 @@
+"""The segmentation models and their weights.
+
+- `UNet` and `Res50UNet`: (N, C, H, W) normalised bands -> (N, 10, H, W) logits, H and W multiples of 32.
+- `load_model(source)`: weights from a local folder, a bundled name, or a Hub repo ``owner/name[@rev]``,
+  loaded strictly into a `LoadedModel` (module in eval mode, its `ModelConfig`, a source description).
+- `save_pretrained` / `push_to_hub`: write and publish weights in Hub layout.
+- `load_pretrained_backbone` and the freezing helpers: ResNet50 weights for `Res50UNet`.
+"""
+
+from dstl.models.backbone import (
+    BACKBONE_STAGES,
+    PRETRAINED_WAVELENGTHS,
+    BackboneReport,
+    ResNet50,
+    apply_unfreeze_schedule,
+    freeze_backbone,
+    load_pretrained_backbone,
+    trainable_stages,
+    unfreeze_backbone,
+)
+from dstl.models.config import ModelConfig
+from dstl.models.hub import (
+    ARCHITECTURES,
+    BUNDLED_DIR,
+    DEFAULT_WEIGHTS,
+    LoadedModel,
+    ResolvedSource,
+    build_model,
+    config_for,
+    list_bundled,
+    load_folder,
+    load_model,
+    model_card,
+    push_to_hub,
+    read_config,
+    resolve_source,
+    save_pretrained,
+)
+from dstl.models.res50unet import Res50UNet
+from dstl.models.unet import UNet
+
+__all__ = [
+    "ARCHITECTURES", "BACKBONE_STAGES", "BUNDLED_DIR", "DEFAULT_WEIGHTS", "PRETRAINED_WAVELENGTHS",
+    "BackboneReport", "LoadedModel", "ModelConfig", "Res50UNet", "ResNet50", "ResolvedSource", "UNet",
+    "apply_unfreeze_schedule", "build_model", "config_for", "freeze_backbone", "list_bundled", "load_folder",
+    "load_model", "load_pretrained_backbone", "model_card", "push_to_hub", "read_config", "resolve_source",
+    "save_pretrained", "trainable_stages", "unfreeze_backbone",
+]

@@ -1,0 +1,243 @@
+"""`python -m dstl predict DATA IMAGE_ID ... --out DIR` as a user calls it."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+import torch
+from PIL import Image
+
+from dstl.bands import ALL_BANDS, RGB_BANDS
+from dstl.classes import CLASS_IDS, NUM_CLASSES
+from dstl.cli import main
+from dstl.cli.predict import parse_thresholds
+from dstl.dataset import DstlDataset
+from dstl.errors import DstlError
+from dstl.exports import read_geojson, read_masks_tiff, read_metrics_json
+from dstl.labels import iter_wkt_rows
+from dstl.models import UNet, config_for, save_pretrained
+
+LABELLED, TEST = "9001_0_0", "9002_3_4"  # conftest's default ids: 9001_* labelled, 9002_3_4 a test image
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def save_tiny_unet(folder, bands=ALL_BANDS, trained=True):
+    """A randomly initialised 4-wide UNet in Hub layout whose masks are never trivial:
+    class 1 is everywhere (bias +20), class 2 nowhere (-20), the others vary with the input."""
+    torch.manual_seed(0)
+    m = UNet(len(bands), NUM_CLASSES, base_width=4, dropout=0.0)
+    with torch.no_grad():
+        m.head.weight.normal_(std=1.0)
+        m.head.bias.zero_()
+        m.head.bias[0], m.head.bias[1] = 20.0, -20.0
+    training = {"data": "test fixture"} if trained else None
+    return save_pretrained(m, config_for(m, bands, tile_size=64, training=training), folder)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_tiny_unet(tmp_path_factory.mktemp("weights") / "unet20")
+
+
+@pytest.fixture
+def data(tmp_path, make_dstl_folder):
+    return make_dstl_folder(tmp_path / "data")
+
+
+def predict(data, ids, out, weights, *extra) -> int:
+    return main(["predict", str(data), *ids, "--out", str(out), "--weights", str(weights),
+                 "--precision", "fp32", "--device", "cpu", *extra])
+
+
+def test_predict_writes_every_output(data, weights, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert predict(data, [LABELLED, TEST], out, weights) == 0
+    stdout = capsys.readouterr().out
+    names = {f"{LABELLED}_masks.tif", f"{LABELLED}_overlay.png", f"{LABELLED}.csv", f"{LABELLED}.geojson",
+             f"{LABELLED}_metrics.json",  # labelled: metrics too
+             f"{TEST}_masks.tif", f"{TEST}_overlay.png", f"{TEST}.csv", f"{TEST}.geojson"}
+    assert {p.name for p in out.iterdir()} == names  # nothing else: no temporary files left
+
+    ds = DstlDataset(data)
+    for image_id in (LABELLED, TEST):
+        h, w = ds.image_size(image_id)
+        masks = read_masks_tiff(out / f"{image_id}_masks.tif", shape=(h, w))
+        assert masks.shape == (NUM_CLASSES, h, w) and masks.dtype == np.uint8
+        assert masks[0].all() and not masks[1].any()  # the tiny model's always/never classes
+
+        rows = list(iter_wkt_rows(out / f"{image_id}.csv"))
+        assert [(r.image_id, r.class_id) for r in rows] == [(image_id, k) for k in CLASS_IDS]
+        assert not any(r.repaired for r in rows)  # written valid
+        csv_polys = {r.class_id: r.geometry for r in rows}
+        assert csv_polys[2].is_empty and not csv_polys[1].is_empty
+
+        geo = read_geojson(out / f"{image_id}.geojson")
+        assert geo.image_id == image_id
+        for k in CLASS_IDS:
+            assert geo.grid[k].is_valid and geo.pixel[k].is_valid
+            # the same polygons as the CSV, up to the formats' rounding (1e-8 and 1e-9 grid units)
+            diff = shapely.symmetric_difference(geo.grid[k], csv_polys[k]).area
+            assert diff <= csv_polys[k].length * 1e-8 + 1e-15, k
+            # pixel geometry = grid geometry through the image's transform
+            assert geo.pixel[k].area == pytest.approx(ds.transform(image_id).to_pixels(geo.grid[k]).area,
+                                                      rel=1e-4, abs=1e-3)
+        assert geo.pixel[1].area == pytest.approx(h * w, rel=1e-3)
+
+        overlay = Image.open(out / f"{image_id}_overlay.png")
+        assert overlay.mode == "RGB" and overlay.size[0] == w and overlay.size[1] > h  # legend below
+
+    metrics = read_metrics_json(out / f"{LABELLED}_metrics.json")
+    assert metrics["image_id"] == LABELLED
+    assert set(metrics["per_class"]) == {str(k) for k in CLASS_IDS}
+    assert metrics["per_class"]["2"]["iou"] is None
+    true_px = int(ds.masks(LABELLED)[0].sum())
+    h, w = ds.image_size(LABELLED)
+    assert metrics["per_class"]["1"]["iou"] == pytest.approx(true_px / (h * w))
+    assert 0 <= metrics["mean"]["kaggle_jaccard"] <= 1
+
+    # the summary: model line, one block per image, metrics table for the labelled one
+    assert "UNet (20 bands)" in stdout
+    assert f"{LABELLED}: 64 x 72 px" in stdout and f"{TEST}: 50 x 45 px" in stdout
+    assert "Kaggle Jaccard" in stdout and "Vehicle Small" in stdout
+    assert stdout.count("mean IoU") == 1
+    assert "2 image(s) written" in stdout
+
+
+def test_outputs_match_the_pipeline_and_are_replaced(data, weights, tmp_path):
+    from dstl.engine import Predictor
+    from dstl.models import load_model
+    from dstl.pipeline import segment_image
+
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f"{TEST}_masks.tif"
+    stale.write_bytes(b"old")
+    assert predict(data, [TEST], out, weights, "--batch-size", "1", "--overlap", "8") == 0
+    predictor = Predictor(load_model(str(weights)), precision="fp32", device="cpu", overlap=8)
+    expected = segment_image(DstlDataset(data), TEST, predictor).masks
+    np.testing.assert_array_equal(read_masks_tiff(stale), expected)
+
+
+def test_thresholds_and_tta(data, weights, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert predict(data, [TEST], out, weights, "--thresholds", "misc=0,3=0", "--tta") == 0
+    assert "TTA x8" in capsys.readouterr().out
+    masks = read_masks_tiff(out / f"{TEST}_masks.tif")
+    assert masks[1].all() and masks[2].all()  # threshold 0: everywhere
+    rows = {r.class_id: r.geometry for r in iter_wkt_rows(out / f"{TEST}.csv")}
+    assert not rows[2].is_empty
+
+
+def test_rgb_model_on_a_dataset_without_sixteen_band(data, tmp_path, capsys):
+    shutil.rmtree(data / "sixteen_band")
+    rgb = save_tiny_unet(tmp_path / "rgb", RGB_BANDS, trained=False)
+    out = tmp_path / "out"
+    assert predict(data, [LABELLED], out, rgb) == 0
+    captured = capsys.readouterr()
+    assert "UNet (3 bands)" in captured.out
+    assert "UNTRAINED" in captured.err  # said plainly, once
+    assert (out / f"{LABELLED}_metrics.json").is_file()
+
+
+def _corrupt_m_file(data):
+    (data / "sixteen_band" / f"{TEST}_M.tif").unlink()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("unknown id", "unknown image id '6120_2_2'"),
+    ("missing product", f"{TEST}_M.tif: file not found"),
+    ("missing weights", "nowhere"),
+    ("weights folder without config", "not a dstl weights folder"),
+    ("out is a file", "is a file; give a folder"),
+    ("bad thresholds", "--thresholds: 'abc' is not a number"),
+    ("threshold out of range", "threshold of class 5 is 1.5, must lie in [0, 1]"),
+    ("wrong threshold count", "3 numbers given"),
+    ("unknown class", "unknown class 'lava'"),
+    ("bad batch size", "--batch-size must be >= 1"),
+    ("bad device", "not a device"),
+    ("not a dataset", "dataset folder not found"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(data, weights, tmp_path, capsys, case, message):
+    out = tmp_path / "out"
+    ids = [LABELLED, TEST]
+    extra: list[str] = []
+    if case == "unknown id":
+        ids = [LABELLED, "6120_2_2"]
+    elif case == "missing product":
+        _corrupt_m_file(data)
+    elif case == "missing weights":
+        weights = tmp_path / "nowhere"
+    elif case == "weights folder without config":
+        weights = tmp_path / "empty"
+        weights.mkdir()
+    elif case == "out is a file":
+        out.write_text("x")
+    elif case == "bad thresholds":
+        extra = ["--thresholds", "abc"]
+    elif case == "threshold out of range":
+        extra = ["--thresholds", "trees=1.5"]
+    elif case == "wrong threshold count":
+        extra = ["--thresholds", "0.1,0.2,0.3"]
+    elif case == "unknown class":
+        extra = ["--thresholds", "lava=0.3"]
+    elif case == "bad batch size":
+        extra = ["--batch-size", "0"]
+    elif case == "bad device":
+        extra = ["--device", "gpu please"]
+    elif case == "not a dataset":
+        data = tmp_path / "no-data"
+    assert predict(data, ids, out, weights, *extra) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], captured.err
+    assert captured.out == ""
+    if case == "out is a file":
+        assert out.read_text() == "x"
+    else:
+        assert not out.exists()  # nothing written, not even the folder
+
+
+def test_a_corrupt_image_midway_keeps_earlier_outputs_whole(data, weights, tmp_path):
+    """Pixel corruption is found only when the image is read: earlier images' outputs stay
+    complete and the failed image leaves no file, partial or temporary."""
+    path = data / "sixteen_band" / f"{TEST}_A.tif"
+    path.write_bytes(path.read_bytes()[:-40])  # header intact, pixel data truncated
+    out = tmp_path / "out"
+    assert predict(data, [LABELLED, TEST], out, weights) == 2
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{LABELLED}_masks.tif", f"{LABELLED}_overlay.png", f"{LABELLED}.csv", f"{LABELLED}.geojson",
+         f"{LABELLED}_metrics.json"])
+
+
+def test_parse_thresholds():
+    assert parse_thresholds(None) is None
+    assert parse_thresholds("0.4") == 0.4
+    assert parse_thresholds(",".join(["0.5"] * 10)) == [0.5] * 10
+    assert parse_thresholds("5=0.3, crops=0.6,Vehicle Small=0.1") == {5: 0.3, 6: 0.6, 10: 0.1}
+    for bad in ("", "1=0.2,0.3", "1,2=0.3", "buildings,trees=0.4"):
+        with pytest.raises(DstlError):
+            parse_thresholds(bad)
+
+
+def test_entry_point_error_has_no_traceback(data, weights, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "dstl", "predict", str(data), LABELLED, "nope",
+                           "--out", str(out), "--weights", str(weights)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: unknown image id 'nope'") and len(proc.stderr.splitlines()) == 1
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--out", "--weights", "--tta", "--thresholds", "--batch-size", "--precision", "--device",
+                   "--overlap", "IMAGE_ID", "owner/name[@revision]"):
+        assert option in text
