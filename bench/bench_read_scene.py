@@ -23,8 +23,9 @@ t = time.perf_counter()
 scene = ds.read_scene("9901_0_0", bands)
 dt = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps(dict(bands=len(bands), seconds=round(dt, 3), result_mb=round(scene.data.nbytes / 2**20),
-                      baseline_rss_mb=round(base), peak_rss_mb=round(peak), peak_over_baseline_mb=round(peak - base))))
+print(json.dumps(dict(bands=len(bands), seconds=round(dt, 3),
+                      result_mb=round(scene.data.nbytes / 2**20), baseline_rss_mb=round(base),
+                      peak_rss_mb=round(peak), peak_over_baseline_mb=round(peak - base))))
 """
 
 
@@ -38,7 +39,8 @@ def main():
         root = write_dstl_folder(Path(tmp) / "data", sizes=sizes, labelled=[])
         for full in (True, False):
             for _ in range(repeat):
-                out = subprocess.run([sys.executable, "-c", CHILD.format(repo=str(REPO), root=str(root), full=full)],
+                child = CHILD.format(repo=str(REPO), root=str(root), full=full)
+                out = subprocess.run([sys.executable, "-c", child],
                                      capture_output=True, text=True, check=True)
                 print(json.dumps(json.loads(out.stdout)))
 
