@@ -1,0 +1,809 @@
+"""Tiled inference: a scene of any size -> per-class probability maps and masks on its own grid.
+
+This is the one inference API of the project; the CLI, the app, the benchmarks and training
+validation all call it.
+
+    predictor = Predictor(load_model("weights/unet20"))      # device and precision chosen once
+    pred = predictor.predict(scene, progress=cb)              # -> Prediction
+    pred.probs            # float32 (10, H, W) in [0, 1], class k at index k-1
+    pred.masks()          # uint8 (10, H, W), 0/1, from the config's per-class thresholds
+    pred.masks({5: 0.3})  # other thresholds, no rerun of the model
+
+How a scene is processed:
+
+- Bands: the model's band list must be a subset of the scene's bands; a superset scene (20 bands
+  for an RGB model) has its bands selected per tile, a scene that lacks bands raises
+  `BandMismatchError` (`choose_model` picks the right model among several).
+- Tiles: square windows of `tile_size` pixels (a multiple of 32) on a regular grid with
+  `overlap` pixels between neighbours, the grid centred on the scene so that at least
+  `overlap // 2` pixels of context lie beyond each edge. Pixels outside the scene are read by
+  reflection (numpy's "reflect" mode, repeated for scenes smaller than a tile), so a 100x100
+  crop is simply one reflected tile.
+- Blending: each tile's probabilities are weighted by a separable flat-top window (1 in the
+  middle, a sin^2 ramp over `overlap` pixels at each side, never 0) and accumulated; the sum is
+  divided by the exact sum of the weights, which for a separable window on a product grid is the
+  outer product of two 1-D sums. A model that gives the same value everywhere gives exactly that
+  value everywhere: there are no seams.
+- Streaming: tiles are cut (a view, or a reflected copy of one tile at the edges), normalised
+  and batched one batch at a time, row by row; the scene is never copied, normalised or padded
+  as a whole. The only full-size buffer the engine allocates is the (10, H, W) float32
+  accumulator, which becomes the returned probability map: 40 bytes per pixel, ~0.46 GB for a
+  full 3350x3400 scene (whose 20 float32 bands take ~0.9 GB themselves).
+- Test-time augmentation (`tta=True`): each batch is run under the 8 flips/rotations of the
+  square (the dihedral group D4); each output is mapped back by the inverse transform and the
+  8 probability maps are averaged.
+- Precision: "fp32", "bf16" (autocast; pays on CUDA and on CPUs with native bf16, i.e. AMX or
+  AVX512-BF16; elsewhere oneDNN emulates it and it is several times *slower* than fp32), "int8"
+  (CPU only: post-training static quantisation with PyTorch's x86 backend, per-channel weights,
+  activation ranges calibrated on a fixed sample of the scene's own tiles, so the result is a
+  function of the model and the scene alone; pays on CPUs with VNNI), or "auto": bf16 on CUDA
+  and on native-bf16 CPUs, int8 on other VNNI CPUs when the scene has enough tiles for the
+  calibration to pay, otherwise fp32. Models run in channels_last memory format. The int8
+  model (a fused float copy of the weights for calibration plus their int8 copy) is built on
+  first use and kept by the Predictor. `bench/bench_inference.py` measures all of this against
+  fp32.
+- Progress and cancellation: `progress(done, total)` (tiles) is called with (0, total) before
+  the first batch and after every batch; a `threading.Event` passed as `cancel` stops the run
+  with `Cancelled` between batches, and an exception raised by `progress` stops it too. Either
+  way the module is left exactly as it was (train/eval mode restored) and nothing partial is
+  returned.
+
+Model contract: the module maps normalised float (N, C, h, w), h and w multiples of 32, to
+(N, 10, h, w) logits; the engine applies the sigmoid. Normalisation is `(x - mean) / std` per
+band with the statistics from the weights' config (see `dstl.normalization`).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from dstl.classes import NUM_CLASSES
+from dstl.errors import BandMismatchError, DstlError, WeightsError
+from dstl.normalization import BandStats
+from dstl.scene import Scene
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+#: Default largest scene (pixels) the engine accepts: the accumulator needs 40 bytes per pixel.
+MAX_PIXELS = 64_000_000
+
+#: "auto" picks int8 on a CPU only when a scene has at least this many tile passes: building the
+#: int8 model costs about as much as ~20 fp32 tiles of the default UNet, calibrating it for a
+#: scene about 5, and int8 tiles run ~3-5x faster than fp32 ones on a VNNI CPU.
+INT8_MIN_TILES = 64
+
+#: Tiles used to calibrate int8 activation ranges (spread evenly over the scene).
+INT8_CALIBRATION_TILES = 4
+
+ProgressFn = Callable[[int, int], None]
+
+
+class Cancelled(Exception):
+    """Inference was stopped through the `cancel` event before it finished."""
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class Prediction:
+    """The engine's result for one scene.
+
+    Attributes:
+        image_id: the scene's id.
+        probs: float32 (10, H, W) per-class probabilities in [0, 1] on the scene's grid; class k
+            at index k-1.
+        thresholds: the per-class thresholds `masks()` uses by default (from the weights' config
+            unless overridden).
+        bands: the bands the model was given, in its channel order.
+        info: how it was computed: device, precision (the one actually used), tta, tile_size,
+            overlap, batch_size, tiles, seconds (wall time of the whole call), setup_seconds
+            (int8 calibration; 0 otherwise), model_seconds (forward passes, sigmoid and blending
+            weights, transfers included) and tiles_per_second (tile passes, TTA counted).
+    """
+
+    image_id: str
+    probs: np.ndarray
+    thresholds: tuple[float, ...]
+    bands: tuple[str, ...]
+    info: dict = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        return int(self.probs.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.probs.shape[2])
+
+    def masks(self, thresholds=None) -> np.ndarray:
+        """uint8 (10, H, W) 0/1 masks: pixel in class k iff probs[k-1] >= threshold of class k.
+
+        `thresholds` overrides `self.thresholds` as in `resolve_thresholds`: None, one float for
+        every class, 10 floats, or a {class_id: threshold} mapping for some classes.
+        """
+        t = resolve_thresholds(self.thresholds, thresholds)
+        out = np.empty(self.probs.shape, dtype=np.uint8)
+        for k in range(out.shape[0]):
+            np.greater_equal(self.probs[k], t[k], out=out[k], casting="unsafe")
+        return out
+
+
+def resolve_thresholds(base: Sequence[float], override=None) -> tuple[float, ...]:
+    """Per-class thresholds: `base` with `override` applied.
+
+    `override` is None (use `base`), a number (every class), a sequence of one number per class,
+    or a mapping {class_id (1..10): threshold} that replaces only those classes. Every threshold
+    must lie in [0, 1]; anything else raises DstlError naming the bad value.
+    """
+    t = [float(v) for v in base]
+    if override is None:
+        pass
+    elif isinstance(override, int | float | np.floating | np.integer):
+        t = [float(override)] * len(t)
+    elif isinstance(override, Mapping):
+        for cid, v in override.items():
+            if not isinstance(cid, int | np.integer) or not 1 <= int(cid) <= len(t):
+                raise DstlError(f"threshold given for unknown class {cid!r}: classes are 1..{len(t)}")
+            t[int(cid) - 1] = float(v)
+    else:
+        vals = [float(v) for v in override]
+        if len(vals) != len(t):
+            raise DstlError(f"{len(vals)} thresholds given, expected one per class ({len(t)})")
+        t = vals
+    for i, v in enumerate(t):
+        if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+            raise DstlError(f"threshold of class {i + 1} is {v}, must lie in [0, 1]")
+    return tuple(t)
+
+
+# --------------------------------------------------------------------------------------------
+# Bands
+
+
+def _fmt_bands(bands: Sequence[str]) -> str:
+    return ",".join(bands)
+
+
+def band_indices(scene_bands: Sequence[str], needed: Sequence[str], image_id: str = "scene") -> list[int]:
+    """Indices into `scene_bands` of each band in `needed`; BandMismatchError if any is missing."""
+    scene_bands = tuple(scene_bands)
+    missing = [b for b in needed if b not in scene_bands]
+    if missing:
+        raise BandMismatchError(
+            f"the model needs {len(needed)} bands ({_fmt_bands(needed)}) but scene {image_id} has "
+            f"{len(scene_bands)} ({_fmt_bands(scene_bands)}), missing {_fmt_bands(missing)}: use a model "
+            f"for the scene's bands or give the full scene")
+    return [scene_bands.index(b) for b in needed]
+
+
+def model_bands(model) -> tuple[str, ...]:
+    """The input bands of a LoadedModel, a ModelConfig, a Predictor or anything with `.bands`."""
+    for obj in (model, getattr(model, "config", None)):
+        if obj is not None and getattr(obj, "bands", None) is not None:
+            return tuple(obj.bands)
+    raise TypeError(f"cannot tell the input bands of {type(model).__name__}")
+
+
+def choose_model(scene_bands: Sequence[str], candidates: Iterable, image_id: str = "scene"):
+    """The candidate model that fits a scene's bands best.
+
+    Among the candidates whose bands are all present in the scene, the one that uses the most
+    bands wins (a 20-band model over an RGB one for a full scene); ties go to the earlier
+    candidate. Candidates are LoadedModels, Predictors or anything `model_bands` understands.
+    Raises BandMismatchError, listing what each candidate needs, if none fits.
+    """
+    scene_bands = tuple(scene_bands)
+    candidates = list(candidates)
+    best, best_n = None, -1
+    for c in candidates:
+        bands = model_bands(c)
+        if all(b in scene_bands for b in bands) and len(bands) > best_n:
+            best, best_n = c, len(bands)
+    if best is None:
+        needs = "; ".join(f"{getattr(c, 'source', f'model {i + 1}')} needs {_fmt_bands(model_bands(c))}"
+                          for i, c in enumerate(candidates)) or "no models given"
+        raise BandMismatchError(f"no model fits scene {image_id} with bands {_fmt_bands(scene_bands)} "
+                                f"({needs})")
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# Tiling geometry
+
+
+def _axis_origins(n: int, tile: int, overlap: int) -> tuple[int, ...]:
+    """Tile origins along one axis of length n: stride tile-overlap, centred, >= overlap//2 margin."""
+    stride = tile - overlap
+    need = n + 2 * (overlap // 2)
+    count = 1 if need <= tile else math.ceil((need - tile) / stride) + 1
+    span = (count - 1) * stride + tile
+    start = -((span - n) // 2)
+    return tuple(start + i * stride for i in range(count))
+
+
+def blend_window(tile: int, overlap: int) -> np.ndarray:
+    """1-D float32 tile weights: 1 in the middle, a sin^2 ramp over `overlap` px at each end (> 0)."""
+    w = np.ones(tile, dtype=np.float64)
+    if overlap > 0:
+        ramp = np.sin(0.5 * np.pi * (np.arange(overlap) + 0.5) / overlap) ** 2
+        w[:overlap] = ramp
+        w[tile - overlap:] = np.minimum(w[tile - overlap:], ramp[::-1])
+    return w.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Where the tiles of a scene lie.
+
+    `ys` and `xs` are tile origins in scene pixel coordinates (may be negative or reach past
+    the edge: those pixels are read by reflection); tiles are visited row by row.
+    """
+
+    height: int
+    width: int
+    tile: int
+    overlap: int
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
+
+    @classmethod
+    def for_scene(cls, height: int, width: int, tile: int, overlap: int) -> TilePlan:
+        return cls(height, width, tile, overlap, _axis_origins(height, tile, overlap),
+                   _axis_origins(width, tile, overlap))
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def origins(self) -> list[tuple[int, int]]:
+        return [(y, x) for y in self.ys for x in self.xs]
+
+    def window(self) -> np.ndarray:
+        return blend_window(self.tile, self.overlap)
+
+    def weight_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row and per-column sums of the 1-D window over all tiles (float64, > 0)."""
+        w = self.window().astype(np.float64)
+        return _axis_sums(self.height, self.ys, w), _axis_sums(self.width, self.xs, w)
+
+
+def _axis_sums(n: int, origins: Sequence[int], w: np.ndarray) -> np.ndarray:
+    s = np.zeros(n, dtype=np.float64)
+    for o in origins:
+        a, b = max(o, 0), min(o + len(w), n)
+        s[a:b] += w[a - o:b - o]
+    return s
+
+
+def reflect_indices(idx: np.ndarray, n: int) -> np.ndarray:
+    """Map integer positions onto 0..n-1 by mirror reflection without repeating the edge
+    (numpy.pad mode "reflect", applied as often as needed)."""
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    i = np.mod(idx, period)
+    return np.where(i >= n, period - i, i)
+
+
+def _axis_index(o: int, tile: int, n: int):
+    """A slice when the window [o, o+tile) lies inside [0, n), else reflected indices."""
+    if o >= 0 and o + tile <= n:
+        return slice(o, o + tile)
+    return reflect_indices(np.arange(o, o + tile), n)
+
+
+# --------------------------------------------------------------------------------------------
+# Dihedral group (test-time augmentation)
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th of the 8 flips/rotations (k in 0..7) of the last two (square) dims:
+    a horizontal flip if k >= 4, then a rotation by (k % 4) * 90 degrees."""
+    if k >= 4:
+        x = torch.flip(x, dims=(-1,))
+    return torch.rot90(x, k % 4, dims=(-2, -1)) if k % 4 else x
+
+
+def dihedral_inverse(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Undo `dihedral(., k)`."""
+    if k % 4:
+        x = torch.rot90(x, -(k % 4), dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if k >= 4 else x
+
+
+# --------------------------------------------------------------------------------------------
+# Device and precision
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True if the CPU computes bf16 natively (AMX or AVX512-BF16); otherwise oneDNN emulates it."""
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def cpu_has_vnni() -> bool:
+    """True if the CPU has int8 dot-product instructions (AVX512-VNNI / AVX-VNNI)."""
+    return bool({"avx512_vnni", "avx_vnni"} & cpu_flags())
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _sensible_threads() -> None:
+    """Never run more intra-op threads than CPUs this process may use (containers, taskset)."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = os.cpu_count() or 1
+    if torch.get_num_threads() > allowed:
+        torch.set_num_threads(allowed)
+
+
+# --------------------------------------------------------------------------------------------
+# int8 (CPU)
+
+
+def _plain_sequential(m: nn.Module) -> bool:
+    """An nn.Sequential (or subclass) that runs its children in order and does nothing else."""
+    return isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
+
+
+def _conv_groups(seq: nn.Sequential) -> list[list[str]]:
+    """Runs (Conv2d, BatchNorm2d[, ReLU]) and (Conv2d, ReLU) among a Sequential's children."""
+    names, kids = list(seq._modules), list(seq._modules.values())
+    groups, i = [], 0
+    while i < len(kids):
+        g = [names[i]]
+        if type(kids[i]) is nn.Conv2d and i + 1 < len(kids):
+            if type(kids[i + 1]) is nn.BatchNorm2d:
+                g.append(names[i + 1])
+                if i + 2 < len(kids) and type(kids[i + 2]) is nn.ReLU:
+                    g.append(names[i + 2])
+            elif type(kids[i + 1]) is nn.ReLU:
+                g.append(names[i + 1])
+        if len(g) > 1:
+            groups.append(g)
+        i += len(g)
+    return groups
+
+
+def _weights_fingerprint(module: nn.Module) -> tuple:
+    """Changes whenever a parameter or buffer is replaced or modified in place."""
+    return tuple((id(t), t._version) for t in (*module.parameters(), *module.buffers()))
+
+
+def _aminmax(t: torch.Tensor) -> tuple[float, float]:
+    """Min and max of a tensor; channels_last 4-D tensors are read in memory order (~8x faster)."""
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        t = t.permute(0, 2, 3, 1)
+    mn, mx = torch.aminmax(t.detach())
+    return float(mn), float(mx)
+
+
+class Int8Model:
+    """A statically int8-quantised version of a module (PyTorch's x86 backend) whose activation
+    ranges are calibrated for each scene.
+
+    Works on any module whose convolutions are submodules, whatever its forward code does
+    (eager-mode quantisation, no tracing): inside every nn.Sequential, Conv2d-BatchNorm2d-ReLU
+    runs are fused (BatchNorm folded into the conv); a Sequential made only of convolutions,
+    ReLUs, max-pools and identities runs entirely in int8 between one quantise and one
+    dequantise; any other Conv2d runs in int8 on its own; everything else (transposed
+    convolutions, pooling, concatenation, residual additions, stray BatchNorms) stays float32.
+    Transposed convolutions stay float because the quantised ConvTranspose2d of torch 2.13 gives
+    wrong results on every CPU engine (errors larger than its outputs; seen here).
+    Weights: per-output-channel symmetric int8; activations: uint8 with min/max ranges (full
+    8-bit range on VNNI CPUs, 7-bit elsewhere to avoid overflow in the non-VNNI kernels).
+
+    The quantised model (packed int8 weights, ~1/4 of the float size) is built once. For each
+    scene, `calibrate(batch)` runs the ORIGINAL float module on the calibration tiles, one at a
+    time, with hooks that record the min/max at every point the quantised model quantises (a
+    unit's input, each fused conv group's output), and writes the resulting scales and zero
+    points into the quantised model. The first build takes its ranges the same way, so the
+    output is a function of the weights and the calibration tiles alone.
+    """
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.fingerprint = _weights_fingerprint(module)
+        self.quantized: nn.Module | None = None
+        # observer owner in the quantised model -> ("in" | "out", path of the original module)
+        self.points: dict[str, tuple[str, str]] = {}
+
+    def _build(self) -> None:
+        """Fuse, wrap and convert a copy of the module; record its observation points."""
+        from torch.ao.nn.intrinsic import ConvReLU2d
+        from torch.ao.quantization import (
+            MinMaxObserver,
+            PerChannelMinMaxObserver,
+            QConfig,
+            QuantWrapper,
+            convert,
+            fuse_modules,
+            prepare,
+        )
+
+        act = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=not cpu_has_vnni())
+        qconfig = QConfig(activation=act, weight=PerChannelMinMaxObserver.with_args(
+            dtype=torch.qint8, qscheme=torch.per_channel_symmetric))
+        convs = (nn.Conv2d, ConvReLU2d)
+        passthrough = (nn.Identity, nn.ReLU, nn.MaxPool2d)
+
+        # The holder ("0." in every path) lets a bare conv or Sequential be wrapped like a child.
+        # Weight observers are ~8x slower on channels_last weights: quantise from contiguous ones.
+        model = nn.Sequential(copy.deepcopy(self.module).eval()).to(memory_format=torch.contiguous_format)
+        last_of = {}  # fused module's path -> path of the last module of its group (its output)
+        for path, seq in [(n, m) for n, m in model.named_modules() if _plain_sequential(m)]:
+            groups = _conv_groups(seq)
+            if groups:
+                fuse_modules(seq, groups, inplace=True)
+                for g in groups:
+                    last_of[f"{path}.{g[0]}" if path else g[0]] = f"{path}.{g[-1]}" if path else g[-1]
+
+        def original(path: str) -> str:
+            return path[2:] if path.startswith("0.") else ""
+
+        points = {}
+
+        def wrap(parent: nn.Module, prefix: str) -> None:
+            for name, child in list(parent.named_children()):
+                path = f"{prefix}.{name}" if prefix else name
+                kids = list(child.named_children())
+                whole = (_plain_sequential(child) and any(isinstance(c, convs) for _, c in kids)
+                         and all(type(c) in passthrough or isinstance(c, convs) for _, c in kids))
+                if whole or isinstance(child, convs):
+                    wrapper = QuantWrapper(child)
+                    wrapper.qconfig = qconfig
+                    setattr(parent, name, wrapper)
+                    points[f"{path}.quant"] = ("in", original(path))
+                    for k, _ in (kids if whole else [("", child)]):
+                        inner = f"{path}.{k}" if k else path
+                        points[f"{path}.module.{k}" if k else f"{path}.module"] = (
+                            "out", original(last_of.get(inner, inner)))
+                else:
+                    wrap(child, path)
+
+        wrap(model, "")
+        if not points:  # nothing to quantise: the float module is the int8 model
+            self.quantized = self.module
+            return
+        prepare(model.eval(), inplace=True)
+        # Keep the points that really carry an observer (e.g. not a max-pool inside a unit). The
+        # observers have seen nothing: convert gives placeholder qparams, set by `calibrate`.
+        self.points = {n: pt for n, pt in points.items()
+                       if hasattr(model.get_submodule(n), "activation_post_process")}
+        # The float remainder (transposed convs) runs on channels_last activations like the rest.
+        self.quantized = convert(model, inplace=True).eval().to(memory_format=torch.channels_last)
+
+    def _observe(self, calib: torch.Tensor) -> dict[str, tuple[float, float]]:
+        """Min/max at every observation point of the original module over `calib`'s tiles."""
+        seen: dict[tuple[str, str], tuple[float, float]] = {}
+
+        def record(key, t):
+            mn, mx = _aminmax(t)
+            old = seen.get(key)
+            seen[key] = (mn, mx) if old is None else (min(old[0], mn), max(old[1], mx))
+
+        hooks = []
+        try:
+            for kind, path in set(self.points.values()):
+                m = self.module.get_submodule(path)
+                if kind == "in":
+                    hooks.append(m.register_forward_pre_hook(
+                        lambda mod, args, key=(kind, path): record(key, args[0])))
+                else:
+                    hooks.append(m.register_forward_hook(
+                        lambda mod, args, out, key=(kind, path): record(key, out)))
+            with torch.inference_mode():
+                for i in range(calib.shape[0]):  # one tile at a time: bounded memory
+                    self.module(calib[i:i + 1].contiguous(memory_format=torch.channels_last))
+        finally:
+            for h in hooks:
+                h.remove()
+        return {name: seen[pt] for name, pt in self.points.items()}
+
+    def calibrate(self, calib: torch.Tensor) -> nn.Module:
+        """The quantised model with activation ranges observed on the float tiles `calib`."""
+        with warnings.catch_warnings():
+            # torch.ao.quantization announces its own deprecation on every call; it is still
+            # the x86 int8 path of the pinned torch (requirements.txt).
+            warnings.simplefilter("ignore")
+            from torch.ao.quantization import MinMaxObserver
+
+            if self.quantized is None:
+                self._build()
+            for name, (mn, mx) in self._observe(calib).items():
+                obs = MinMaxObserver(dtype=torch.quint8, reduce_range=not cpu_has_vnni())
+                obs(torch.tensor([mn, mx]))
+                scale, zero_point = obs.calculate_qparams()
+                target = self.quantized.get_submodule(name)
+                if isinstance(getattr(target, "scale", None), torch.Tensor):  # Quantize (input)
+                    target.scale = scale.detach().to(target.scale.dtype).reshape(target.scale.shape)
+                    target.zero_point = (zero_point.detach().to(target.zero_point.dtype)
+                                         .reshape(target.zero_point.shape))
+                elif hasattr(target, "scale"):  # quantised conv: output qparams
+                    target.scale, target.zero_point = float(scale), int(zero_point)
+                else:
+                    raise RuntimeError(f"int8: no place for the qparams observed at {name!r}")
+        return self.quantized
+
+
+# --------------------------------------------------------------------------------------------
+# The predictor
+
+
+class Predictor:
+    """Runs one model over scenes. Create once per model; `predict` as often as needed.
+
+    Args:
+        model: a `dstl.models.LoadedModel` (module + config: bands, normalisation, thresholds,
+            tile size) or a bare `nn.Module` (then `bands` is required). The module is moved to
+            the device and to channels_last memory format once, here; `predict` puts it in eval
+            mode for the call and restores its previous mode afterwards.
+        bands, normalization, thresholds, tile_size: override (or, for a bare module, supply)
+            the config's values. normalization defaults to identity, thresholds to 0.5,
+            tile_size to 224.
+        overlap: pixels shared by neighbouring tiles (default tile_size // 4).
+        batch_size: tiles per forward pass (default 4 on CPU, 16 on CUDA).
+        tta: average over the 8 flips/rotations by default in `predict`.
+        precision: "auto", "fp32", "bf16" or "int8" (see the module docstring).
+        device: "cpu", "cuda", a torch.device, or None for CUDA if available else CPU.
+        max_pixels: largest scene accepted (DstlError beyond).
+    """
+
+    def __init__(self, model, *, bands: Sequence[str] | None = None, normalization: BandStats | None = None,
+                 thresholds=None, tile_size: int | None = None, overlap: int | None = None,
+                 batch_size: int | None = None, tta: bool = False, precision: str = "auto",
+                 device: str | torch.device | None = None, max_pixels: int = MAX_PIXELS):
+        config = getattr(model, "config", None)
+        module = model.module if hasattr(model, "module") and config is not None else model
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"model must be a LoadedModel or an nn.Module, got {type(model).__name__}")
+        self.source = getattr(model, "source", None)
+        self.config = config
+        if bands is None:
+            if config is None:
+                raise TypeError("bands are required with a bare nn.Module")
+            bands = config.bands
+        self.bands = tuple(bands)
+        if normalization is None:
+            normalization = config.normalization if config is not None else BandStats.identity(self.bands)
+        if tuple(normalization.bands) != self.bands:
+            raise WeightsError(f"normalisation statistics are for bands {_fmt_bands(normalization.bands)}, "
+                               f"the model takes {_fmt_bands(self.bands)}")
+        self.normalization = normalization
+        base = config.thresholds if config is not None else (0.5,) * NUM_CLASSES
+        self.thresholds = resolve_thresholds(base, thresholds)
+        self.tile_size = int(tile_size or (config.tile_size if config is not None else 224))
+        if self.tile_size <= 0 or self.tile_size % 32:
+            raise DstlError(f"tile size must be a positive multiple of 32, got {self.tile_size}")
+        self.overlap = self.tile_size // 4 if overlap is None else int(overlap)
+        if not 0 <= self.overlap < self.tile_size:
+            raise DstlError(f"overlap must lie in [0, tile size {self.tile_size}), got {self.overlap}")
+        if precision not in PRECISIONS:
+            raise DstlError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.device = torch.device(device) if device is not None else default_device()
+        if precision == "int8" and self.device.type != "cpu":
+            raise DstlError("precision int8 runs on the CPU only; use bf16 or fp32 on CUDA")
+        self.precision = precision
+        # On a CPU, batches larger than 4 tiles do not run faster per tile, but each tile of the
+        # default UNet holds ~50-80 MB of activations.
+        self.batch_size = int(batch_size or (16 if self.device.type == "cuda" else 4))
+        if self.batch_size < 1:
+            raise DstlError(f"batch size must be >= 1, got {self.batch_size}")
+        self.tta = bool(tta)
+        self.max_pixels = int(max_pixels)
+        _sensible_threads()
+        self.module = module.to(self.device).to(memory_format=torch.channels_last)
+        self._int8: Int8Model | None = None  # built on first int8 use, rebuilt if the weights change
+        self._int8_lock = threading.Lock()
+        self._mean = np.asarray(self.normalization.mean, dtype=np.float32).reshape(-1, 1, 1)
+        self._inv_std = (1.0 / np.asarray(self.normalization.std, dtype=np.float64)).astype(np.float32)
+        self._inv_std = self._inv_std.reshape(-1, 1, 1)
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def plan(self, height: int, width: int) -> TilePlan:
+        return TilePlan.for_scene(height, width, self.tile_size, self.overlap)
+
+    def resolve_precision(self, tile_passes: int) -> str:
+        """The precision a run of `tile_passes` tile forwards will use (resolves "auto")."""
+        if self.precision != "auto":
+            return self.precision
+        if self.device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        if cpu_has_native_bf16():
+            return "bf16"
+        if cpu_has_vnni() and tile_passes >= INT8_MIN_TILES:
+            return "int8"
+        return "fp32"
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def predict(self, scene: Scene, *, thresholds=None, tta: bool | None = None,
+                progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> Prediction:
+        """Probabilities and thresholds for `scene` (see the module docstring for the method).
+
+        Raises BandMismatchError if the scene lacks a band the model needs, DstlError for an
+        empty or too large scene or bad thresholds, Cancelled if `cancel` is set during the run.
+        """
+        t_start = time.perf_counter()
+        thr = resolve_thresholds(self.thresholds, thresholds)
+        tta = self.tta if tta is None else bool(tta)
+        idx = band_indices(scene.bands, self.bands, scene.image_id)
+        h, w = scene.height, scene.width
+        if h < 1 or w < 1:
+            raise DstlError(f"scene {scene.image_id} is empty ({h}x{w} pixels)")
+        if h * w > self.max_pixels:
+            raise DstlError(f"scene {scene.image_id} is {h}x{w} = {h * w / 1e6:.0f} M pixels, more than the "
+                            f"limit of {self.max_pixels / 1e6:.0f} M; crop it first")
+        plan = self.plan(h, w)
+        n_aug = 8 if tta else 1
+        precision = self.resolve_precision(plan.n_tiles * n_aug)
+        if precision == "int8" and self.device.type != "cpu":
+            raise DstlError("precision int8 runs on the CPU only")
+
+        # The band selection stays a per-tile operation: a contiguous run of scene bands is a
+        # slice (a view), anything else a fancy index applied to each tile only.
+        if idx == list(range(idx[0], idx[0] + len(idx))):
+            bsel = slice(idx[0], idx[0] + len(idx))
+        else:
+            bsel = np.asarray(idx)
+        data = scene.data
+        was_training = self.module.training
+        self.module.eval()
+        prev_qengine = torch.backends.quantized.engine
+        try:
+            t_setup = time.perf_counter()
+            if precision == "int8":
+                # One int8 run at a time per predictor: the quantised model's activation
+                # scales are set for the scene being processed.
+                with self._int8_lock:
+                    if "x86" in torch.backends.quantized.supported_engines:
+                        torch.backends.quantized.engine = "x86"
+                    origins = plan.origins()
+                    pick = np.linspace(0, len(origins) - 1, min(INT8_CALIBRATION_TILES, len(origins)))
+                    calib = np.stack([self._tile(data, bsel, *origins[i]) for i in np.unique(pick.round())
+                                      .astype(int)])
+                    if self._int8 is None or self._int8.fingerprint != _weights_fingerprint(self.module):
+                        self._int8 = None  # free the old copies first
+                        self._int8 = Int8Model(self.module)
+                    runner = self._int8.calibrate(torch.from_numpy(calib))
+                    setup_seconds = time.perf_counter() - t_setup
+                    probs, model_seconds = self._run(data, bsel, plan, runner, precision, tta, progress,
+                                                     cancel)
+            else:
+                setup_seconds = 0.0
+                probs, model_seconds = self._run(data, bsel, plan, self.module, precision, tta, progress,
+                                                 cancel)
+        finally:
+            self.module.train(was_training)
+            torch.backends.quantized.engine = prev_qengine
+        seconds = time.perf_counter() - t_start
+        info = {
+            "device": str(self.device), "precision": precision, "tta": tta, "tile_size": self.tile_size,
+            "overlap": self.overlap, "batch_size": self.batch_size, "tiles": plan.n_tiles,
+            "seconds": seconds, "setup_seconds": setup_seconds, "model_seconds": model_seconds,
+            "tiles_per_second": plan.n_tiles * n_aug / max(seconds, 1e-9),
+        }
+        return Prediction(scene.image_id, probs, thr, self.bands, info)
+
+    def _tile(self, data: np.ndarray, bsel, y: int, x: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The normalised (C, T, T) float32 tile at origin (y, x), reflected beyond the edges
+        (written into `out` if given)."""
+        t = self.tile_size
+        h, w = data.shape[1], data.shape[2]
+        ry, rx = _axis_index(y, t, h), _axis_index(x, t, w)
+        if isinstance(ry, slice) and isinstance(rx, slice):
+            tile = data[bsel, ry, rx]
+        else:
+            ry = np.arange(ry.start, ry.stop) if isinstance(ry, slice) else ry
+            rx = np.arange(rx.start, rx.stop) if isinstance(rx, slice) else rx
+            b = np.arange(data.shape[0])[bsel]
+            tile = data[np.ix_(b, ry, rx)]
+        out = np.subtract(tile, self._mean, out=out, dtype=np.float32)
+        out *= self._inv_std
+        return out
+
+    def _forward(self, runner: nn.Module, x: torch.Tensor, precision: str) -> torch.Tensor:
+        """Sigmoid probabilities (float32) of one batch."""
+        if precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                logits = runner(x)
+        else:
+            logits = runner(x)
+        return torch.sigmoid(logits.float())
+
+    def _run(self, data, bsel, plan: TilePlan, runner, precision, tta, progress,
+             cancel) -> tuple[np.ndarray, float]:
+        """The normalised probability map and the seconds spent in forward passes."""
+        h, w, t = plan.height, plan.width, plan.tile
+        model_seconds = 0.0
+        win = torch.from_numpy(np.outer(plan.window(), plan.window())).to(self.device)
+        acc = np.zeros((NUM_CLASSES, h, w), dtype=np.float32)  # becomes the result
+        origins = plan.origins()
+        total = len(origins)
+        n_in = len(self.bands)
+        buf = np.empty((min(self.batch_size, total), n_in, t, t), dtype=np.float32)
+        non_blocking = self.device.type == "cuda"
+        if progress is not None:
+            progress(0, total)
+        with torch.inference_mode():
+            for start in range(0, total, self.batch_size):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("inference cancelled")
+                batch = origins[start:start + self.batch_size]
+                for i, (y, x) in enumerate(batch):
+                    self._tile(data, bsel, y, x, out=buf[i])
+                xb = torch.from_numpy(buf[:len(batch)]).to(self.device, non_blocking=non_blocking)
+                xb = xb.contiguous(memory_format=torch.channels_last)
+                t0 = time.perf_counter()
+                p = None
+                for k in range(8 if tta else 1):
+                    xk = dihedral(xb, k).contiguous(memory_format=torch.channels_last) if k else xb
+                    pk = self._forward(runner, xk, precision)
+                    if pk.shape != xk.shape[:1] + (NUM_CLASSES,) + xk.shape[2:]:
+                        raise WeightsError(f"the model returned shape {tuple(pk.shape)} for input "
+                                           f"{tuple(xk.shape)}, expected {(len(batch), NUM_CLASSES, t, t)}")
+                    pk = dihedral_inverse(pk, k)
+                    p = pk if p is None else p.add_(pk)
+                p = p.mul_(win / 8 if tta else win).contiguous().cpu().numpy()
+                model_seconds += time.perf_counter() - t0
+                for i, (y, x) in enumerate(batch):
+                    ya, yb, xa, xb_ = max(y, 0), min(y + t, h), max(x, 0), min(x + t, w)
+                    acc[:, ya:yb, xa:xb_] += p[i, :, ya - y:yb - y, xa - x:xb_ - x]
+                if progress is not None:
+                    progress(min(start + self.batch_size, total), total)
+        # Divide by the exact weight sum, a row band at a time (no full-size temporary).
+        sy, sx = plan.weight_sums()
+        inv_y, inv_x = (1.0 / sy).astype(np.float32), (1.0 / sx).astype(np.float32)
+        for r in range(0, h, 256):
+            band = acc[:, r:r + 256]
+            band *= inv_y[r:r + 256, None]
+            band *= inv_x
+            np.clip(band, 0.0, 1.0, out=band)
+        return acc, model_seconds
+
+
+# --------------------------------------------------------------------------------------------
+# One-call helpers
+
+
+def predict(scene: Scene, model, *, thresholds=None, tta: bool | None = None,
+            progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+            **predictor_args) -> Prediction:
+    """`Predictor(model, **predictor_args).predict(scene, ...)`; `model` may also be a Predictor."""
+    p = model if isinstance(model, Predictor) else Predictor(model, **predictor_args)
+    return p.predict(scene, thresholds=thresholds, tta=tta, progress=progress, cancel=cancel)
+
+
+def predict_scene(scene: Scene, model, **kwargs) -> np.ndarray:
+    """Per-class probabilities, float32 (10, H, W) in [0, 1]; arguments as `predict`."""
+    return predict(scene, model, **kwargs).probs
