@@ -1,0 +1,236 @@
+"""train/train.py end to end on tiny DSTL-layout folders: loss, weights, resume, errors, push refusal."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dstl.bands import ALL_BANDS
+from dstl.dataset import DstlDataset
+from dstl.engine import predict_scene
+from dstl.models import load_model
+from train.checkpoint import load_checkpoint
+from train.train import cli, main
+
+REPO = Path(__file__).resolve().parents[2]
+SIZES = {"9001_0_0": (96, 100), "9001_1_2": (97, 90), "9002_3_4": (100, 96), "9003_0_1": (64, 64)}
+LABELLED = ["9001_0_0", "9001_1_2", "9002_3_4"]
+TINY = ["--model", "unet", "--set", "model_args.base_width=4", "--crop-size", "64", "--set", "tile_size=64",
+        "--batch-size", "4", "--steps-per-epoch", "4", "--epochs", "3", "--lr", "0.01", "--seed", "0",
+        "--set", "threshold_grid=[0.2,0.4,0.5,0.6]"]
+TIMING = {"patches_per_s", "train_s", "val_s"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP's spinning makes
+    2 threads ~10x slower than 1."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def data(make_dstl_folder, tmp_path):
+    return make_dstl_folder(tmp_path / "data", sizes=SIZES, labelled=LABELLED)
+
+
+def _args(data, out, ckpt, *extra):
+    return ["--data", str(data), "--out", str(out), "--checkpoint", str(ckpt), *TINY, *extra]
+
+
+def _metrics(folder):
+    with open(folder / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+
+
+def test_tiny_run_lowers_the_loss_and_writes_loadable_weights(data, make_dstl_folder, tmp_path):
+    holdout = make_dstl_folder(tmp_path / "holdout", sizes={"9100_0_0": (96, 96), "9100_0_1": (64, 64)},
+                               labelled=["9100_0_0"], seed=7)
+    out = tmp_path / "weights" / "tiny"
+    res = main(_args(data, out, tmp_path / "ck.pt", "--holdout", str(holdout), "--set", "polygon_every=2"))
+    losses = [row["train_loss"] for row in res["history"]]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "curves.png", "metrics.csv",
+                                                      "model.safetensors"]
+    loaded = load_model(str(out))
+    assert loaded.is_trained
+    cfg = loaded.config
+    assert cfg.architecture == "unet" and cfg.model_args["base_width"] == 4 and cfg.bands == ALL_BANDS
+    assert cfg.tile_size == 64
+    assert list(cfg.thresholds) == res["thresholds"] and set(cfg.thresholds) <= {0.2, 0.4, 0.5, 0.6}
+    train = cfg.training
+    assert train["train_ids"] + train["val_ids"] and sorted(train["train_ids"] + train["val_ids"]) == LABELLED
+    assert train["command"].startswith("python train/train.py --data ")
+    assert train["seed"] == 0 and train["epochs"] == 3 and train["synthetic"] is False
+    validation = train["metrics"]["validation"]
+    assert validation["iou_mean"] is not None
+    assert validation["jaccard_mean"] is not None  # scored on polygons even if the kept epoch skipped them
+    assert train["metrics"]["holdout"] is not None
+    assert cfg.extra["train_config"]["steps_per_epoch"] == 4
+    card = (out / "README.md").read_text()
+    assert train["command"] in card and "Limitations" in card and "Held-out images" in card
+
+    # The saved weights are the kept epoch's and run through the engine like any weights.
+    kept = load_checkpoint(tmp_path / "ck.pt")["best"]
+    assert kept["epoch"] == res["kept_epoch"]
+    saved = load_file(out / "model.safetensors")
+    assert all(torch.equal(saved[k], kept["state"][k].float()) for k in saved)
+    ds = DstlDataset(data)
+    probs = predict_scene(ds.read_scene("9003_0_1"), loaded)
+    assert probs.shape == (10, 64, 64) and 0 <= probs.min() and probs.max() <= 1
+
+    rows = _metrics(out)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert [r["val_jaccard_mean"] != "" for r in rows] == [False, True, True]  # polygon_every=2, and the last
+    assert all(r["val_iou_mean"] != "" for r in rows)
+
+
+def test_stop_and_resume_gives_the_same_result_as_an_uninterrupted_run(data, tmp_path):
+    full = main(_args(data, tmp_path / "full", tmp_path / "full.pt"))
+    part = main(_args(data, tmp_path / "resumed", tmp_path / "resumed.pt", "--stop-after-epoch", "1"))
+    assert part["completed_epochs"] == 1 and not part["finished"]
+    assert not (tmp_path / "resumed" / "model.safetensors").exists()
+    assert load_checkpoint(tmp_path / "resumed.pt")["epoch"] == 1
+    resumed = main(_args(data, tmp_path / "resumed", tmp_path / "resumed.pt", "--resume"))
+    assert resumed["finished"]
+    assert resumed["fingerprint"] == full["fingerprint"]  # every parameter and buffer, bit for bit
+    assert _metrics(tmp_path / "resumed") == _metrics(tmp_path / "full")
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["thresholds"] == full["thresholds"]
+
+
+def test_resume_refuses_a_checkpoint_made_with_other_settings(data, tmp_path, capsys):
+    main(_args(data, tmp_path / "w", tmp_path / "c.pt", "--stop-after-epoch", "1"))
+    rc = cli(_args(data, tmp_path / "w", tmp_path / "c.pt", "--resume", "--set", "rare_prob=0.9"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("error: checkpoint") and "rare_prob" in err[-1]
+
+
+def test_push_to_hub_refuses_without_a_token_before_training(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    out = tmp_path / "w"
+    rc = cli(_args(data, out, tmp_path / "c.pt", "--push-to-hub", "someone/dstl-unet"))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.count("\n") == 0 and "HF_TOKEN" in err
+    assert not out.exists() and not (tmp_path / "c.pt").exists()
+    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    assert cli(_args(data, out, tmp_path / "c.pt", "--push-to-hub", "not a repo")) == 2
+    assert "owner/name" in capsys.readouterr().err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli(_args(data, out, tmp_path / "c.pt", "--push-to-hub", "someone/dstl-unet")) == 2
+    assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--set", "nonsense=1"], "unknown key 'nonsense'"),
+    (["--recipe", "nope"], "unknown recipe 'nope'"),
+    (["--crop-size", "128"], "smaller than crop_size 128"),
+])
+def test_bad_input_is_one_line_and_exit_2(data, tmp_path, capsys, extra, message):
+    rc = cli(_args(data, tmp_path / "w", tmp_path / "c.pt") + extra)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("error: ") and message in err[-1]
+    assert not (tmp_path / "w" / "model.safetensors").exists()
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):
+    assert cli(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "w"), "--model", "unet"]) == 2
+    assert "dataset folder not found" in capsys.readouterr().err
+
+
+def _script(*args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(REPO / "train" / "train.py"), *args], capture_output=True,
+                          text=True, cwd=kw.get("cwd", REPO), env=env, timeout=kw.get("timeout", 300))
+
+
+def test_the_script_runs_as_documented(tmp_path):
+    r = _script("--help")
+    assert r.returncode == 0 and "--push-to-hub" in r.stdout and "--recipe" in r.stdout
+    r = _script("--data", "x", "--out", "y", "--model", "unet", "--set", "epochs=zero")
+    assert r.returncode == 2 and r.stderr.strip() == "error: --set: epochs expects int, got 'zero'"
+    r = _script("--data", "x", "--out", "y", "--recipe", "unet_synth_quick", "--print-config")
+    assert r.returncode == 0 and json.loads(r.stdout)["model_args"]["base_width"] == 16
+
+
+@pytest.mark.slow
+def test_killing_the_process_and_resuming_matches_the_uninterrupted_run(data, tmp_path):
+    args = _args(data, tmp_path / "killed", tmp_path / "killed.pt")
+    args[args.index("--epochs") + 1] = "4"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(REPO / "train" / "train.py"), *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not (tmp_path / "killed.pt").exists():  # wait for the first epoch's checkpoint
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # somewhere in epoch 2 (or writing its checkpoint)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    epoch_at_kill = load_checkpoint(tmp_path / "killed.pt")["epoch"]  # never a corrupt file
+    assert 1 <= epoch_at_kill < 4
+    r = _script(*args, "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    full_args = _args(data, tmp_path / "full", tmp_path / "full.pt")
+    full_args[full_args.index("--epochs") + 1] = "4"
+    r = _script(*full_args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _metrics(tmp_path / "killed") == _metrics(tmp_path / "full")
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_res50unet_with_a_local_pretrained_backbone_and_staged_unfreezing(data, tmp_path):
+    from safetensors.torch import save_file
+
+    from dstl.models import ResNet50
+
+    torch.manual_seed(0)
+    backbone = tmp_path / "s2_resnet50.safetensors"  # a 13-band (Sentinel-2 layout) ResNet50 state dict
+    save_file({k: v.contiguous() for k, v in ResNet50(in_channels=13).state_dict().items()}, backbone)
+    out = tmp_path / "r50"
+    res = main(["--data", str(data), "--out", str(out), "--checkpoint", str(tmp_path / "c.pt"),
+                "--model", "res50unet", "--crop-size", "64", "--set", "tile_size=64", "--batch-size", "2",
+                "--steps-per-epoch", "2", "--epochs", "2", "--set", f"pretrained_backbone={backbone}",
+                "--set", 'unfreeze_schedule={"0": 0, "1": 4}', "--set", "threshold_grid=[0.5]"])
+    assert res["finished"]
+    start = ResNet50(in_channels=13)  # same seed as above: the weights that were loaded
+    loaded = load_model(str(out))
+    assert loaded.config.architecture == "res50unet"
+    # layer4 was frozen in epoch 1 and trained in epoch 2: it moved, but started from the file.
+    trained = loaded.module.layer4[0].conv1.weight
+    assert not torch.equal(trained, start.layer4[0].conv1.weight)
+
+
+def test_head_bias_starts_at_the_class_prior():
+    import numpy as np
+
+    from dstl.models import UNet
+    from train.config import ConfigError
+    from train.train import init_head_bias
+
+    model = UNet(in_channels=3, base_width=4)
+    freq = np.array([0.5, 0.1, 0.0, 1.0, 0.01, 0.2, 0.3, 0.02, 0.001, 0.05])
+    init_head_bias(model, freq)
+    p = torch.sigmoid(model.head.bias.double())
+    assert torch.allclose(p, torch.tensor(freq).clamp(1e-4, 1 - 1e-4), rtol=1e-5)
+    with pytest.raises(ConfigError, match="head_bias_prior"):
+        init_head_bias(torch.nn.Conv2d(3, 10, 3), freq)
