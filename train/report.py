@@ -165,7 +165,7 @@ def card_notes(*, synthetic: bool, train_ids: list[str], val_ids: list[str],
     if synthetic:
         out.append("> **Trained on SYNTHETIC data.** These weights were trained on synthetic scenes written "
                    "by `python -m dstl synth` in the DSTL layout, not on real satellite imagery. They show "
-                   "what the pipeline does; they are not meant for real scenes.\n")
+                   "what the pipeline does; they are not meant for real scenes.\n\n")
     c = config
     out.append(f"""## Data split and recipe
 

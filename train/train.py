@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python train/train.py",
         description="Train a dstl segmentation model (UNet or Res50UNet) on a DSTL-layout folder and "
                     "write the weights in Hugging Face Hub layout. Settings: defaults in train/config.py, "
-                    "a recipe (train/recipes/*.toml), then --set key=value and the explicit flags below.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "a recipe (train/recipes/*.toml), then --set key=value, then the explicit flags below. "
+                    "Example: python train/train.py --data data/synth --recipe unet_synth_quick "
+                    "--out weights/unet_synth_20band")
     p.add_argument("--data", required=True, help="DSTL-layout dataset folder (three_band/, sixteen_band/, "
                    "grid_sizes.csv, train_wkt_v4.csv), real or from `python -m dstl synth`")
     p.add_argument("--out", required=True,
@@ -429,8 +430,10 @@ def _train(args, argv, cfg: TrainConfig, recipe: str, out_dir: Path, ckpt_path: 
     if cfg.batch_size % world:
         raise ConfigError(f"config: batch_size {cfg.batch_size} is not divisible by the {world} processes")
     bands = ALL_BANDS if cfg.bands == "all" else RGB_BANDS
-    if getattr(cfg, "deterministic", False):
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
         torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
     seed_everything(cfg.seed)
     command = shlex.join((["torchrun", f"--nproc_per_node={world}"] if world > 1 else ["python"])
                          + ["train/train.py", *argv])
