@@ -27,6 +27,7 @@ import shapely
 import tifffile
 from shapely.geometry import MultiPolygon, Polygon, box
 
+from dstl.bands import ALL_BANDS
 from dstl.grid import GridTransform
 
 #: Default images: 3-band (H, W) per id; odd sizes, all different. Region 9xxx is not a real one.
@@ -156,3 +157,28 @@ def make_dstl_folder():
 def dstl_label_polygons():
     """`label_polygons(H, W)`: the pixel-coordinate polygons written for a labelled image."""
     return label_polygons
+
+
+def write_tiny_unet(folder, bands=ALL_BANDS, trained=True) -> Path:
+    """Save a randomly initialised 4-wide UNet in Hub layout whose masks are never trivial:
+    class 1 is everywhere (head bias +20), class 2 nowhere (-20), the others vary with the input.
+    `trained=False` saves it with training=None (what untrained weights look like)."""
+    import torch
+
+    from dstl.classes import NUM_CLASSES
+    from dstl.models import UNet, config_for, save_pretrained
+
+    torch.manual_seed(0)
+    m = UNet(len(bands), NUM_CLASSES, base_width=4, dropout=0.0)
+    with torch.no_grad():
+        m.head.weight.normal_(std=1.0)
+        m.head.bias.zero_()
+        m.head.bias[0], m.head.bias[1] = 20.0, -20.0
+    training = {"data": "test fixture"} if trained else None
+    return save_pretrained(m, config_for(m, bands, tile_size=64, training=training), folder)
+
+
+@pytest.fixture(scope="session")
+def save_tiny_unet():
+    """Factory: `save_tiny_unet(folder, bands=ALL_BANDS, trained=True) -> Path` (see write_tiny_unet)."""
+    return write_tiny_unet

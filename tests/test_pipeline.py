@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import shapely
-import torch
 from shapely.geometry import MultiPolygon, box
 
 from dstl.bands import ALL_BANDS, RGB_BANDS
@@ -11,22 +10,10 @@ from dstl.classes import CLASS_IDS, NUM_CLASSES
 from dstl.dataset import DstlDataset
 from dstl.engine import Predictor
 from dstl.errors import BandMismatchError, DataError, UnknownImageError
-from dstl.models import UNet, config_for, load_model, save_pretrained
+from dstl.models import load_model
 from dstl.pipeline import ImageResult, check_image, check_images, products_for_bands, segment_image
 
 LABELLED, TEST = "9001_0_0", "9002_3_4"  # conftest's default ids: 9001_* labelled, 9002_3_4 a test image
-
-
-def save_tiny_unet(folder, bands=ALL_BANDS):
-    """A randomly initialised 4-wide UNet in Hub layout whose masks are never trivial:
-    class 1 is everywhere (bias +20), class 2 nowhere (-20), the others vary with the input."""
-    torch.manual_seed(0)
-    m = UNet(len(bands), NUM_CLASSES, base_width=4, dropout=0.0)
-    with torch.no_grad():
-        m.head.weight.normal_(std=1.0)
-        m.head.bias.zero_()
-        m.head.bias[0], m.head.bias[1] = 20.0, -20.0
-    return save_pretrained(m, config_for(m, bands, tile_size=64, training={"data": "test fixture"}), folder)
 
 
 @pytest.fixture
@@ -35,7 +22,7 @@ def data(tmp_path, make_dstl_folder):
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
+def weights(tmp_path_factory, save_tiny_unet):
     return save_tiny_unet(tmp_path_factory.mktemp("weights") / "unet20")
 
 
@@ -45,7 +32,7 @@ def predictor(weights):
 
 
 @pytest.fixture(scope="module")
-def rgb_predictor(tmp_path_factory):
+def rgb_predictor(tmp_path_factory, save_tiny_unet):
     folder = save_tiny_unet(tmp_path_factory.mktemp("weights") / "unet3", RGB_BANDS)
     return Predictor(load_model(str(folder)), precision="fp32", device="cpu")
 

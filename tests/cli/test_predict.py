@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
-import torch
 from PIL import Image
 
-from dstl.bands import ALL_BANDS, RGB_BANDS
+from dstl.bands import RGB_BANDS
 from dstl.classes import CLASS_IDS, NUM_CLASSES
 from dstl.cli import main
 from dstl.cli.predict import parse_thresholds
@@ -19,27 +18,13 @@ from dstl.dataset import DstlDataset
 from dstl.errors import DstlError
 from dstl.exports import read_geojson, read_masks_tiff, read_metrics_json
 from dstl.labels import iter_wkt_rows
-from dstl.models import UNet, config_for, save_pretrained
 
 LABELLED, TEST = "9001_0_0", "9002_3_4"  # conftest's default ids: 9001_* labelled, 9002_3_4 a test image
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def save_tiny_unet(folder, bands=ALL_BANDS, trained=True):
-    """A randomly initialised 4-wide UNet in Hub layout whose masks are never trivial:
-    class 1 is everywhere (bias +20), class 2 nowhere (-20), the others vary with the input."""
-    torch.manual_seed(0)
-    m = UNet(len(bands), NUM_CLASSES, base_width=4, dropout=0.0)
-    with torch.no_grad():
-        m.head.weight.normal_(std=1.0)
-        m.head.bias.zero_()
-        m.head.bias[0], m.head.bias[1] = 20.0, -20.0
-    training = {"data": "test fixture"} if trained else None
-    return save_pretrained(m, config_for(m, bands, tile_size=64, training=training), folder)
-
-
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
+def weights(tmp_path_factory, save_tiny_unet):
     return save_tiny_unet(tmp_path_factory.mktemp("weights") / "unet20")
 
 
@@ -132,7 +117,7 @@ def test_thresholds_and_tta(data, weights, tmp_path, capsys):
     assert not rows[2].is_empty
 
 
-def test_rgb_model_on_a_dataset_without_sixteen_band(data, tmp_path, capsys):
+def test_rgb_model_on_a_dataset_without_sixteen_band(data, tmp_path, capsys, save_tiny_unet):
     shutil.rmtree(data / "sixteen_band")
     rgb = save_tiny_unet(tmp_path / "rgb", RGB_BANDS, trained=False)
     out = tmp_path / "out"

@@ -10,16 +10,13 @@ from pathlib import Path
 
 import pytest
 import shapely
-import torch
 from shapely.geometry import MultiPolygon, box
 
-from dstl.bands import ALL_BANDS
-from dstl.classes import CLASS_IDS, NUM_CLASSES
+from dstl.classes import CLASS_IDS
 from dstl.cli import main
 from dstl.cli.submit import merge_partials, partial_path
 from dstl.errors import DataError, DstlError
 from dstl.labels import WKT_HEADER, write_wkt_csv
-from dstl.models import UNet, config_for, save_pretrained
 
 ROOT = Path(__file__).resolve().parents[2]
 #: 3-band sizes: two labelled images, then four test images (sample_submission.csv in this order).
@@ -29,20 +26,8 @@ LABELLED = ["9001_0_0", "9001_1_2"]
 TEST_IDS = ["9003_4_1", "9002_3_4", "9004_2_2", "9005_0_3"]
 
 
-def save_tiny_unet(folder, bands=ALL_BANDS):
-    """A randomly initialised 4-wide UNet in Hub layout whose masks are never trivial:
-    class 1 is everywhere (bias +20), class 2 nowhere (-20), the others vary with the input."""
-    torch.manual_seed(0)
-    m = UNet(len(bands), NUM_CLASSES, base_width=4, dropout=0.0)
-    with torch.no_grad():
-        m.head.weight.normal_(std=1.0)
-        m.head.bias.zero_()
-        m.head.bias[0], m.head.bias[1] = 20.0, -20.0
-    return save_pretrained(m, config_for(m, bands, tile_size=64, training={"data": "test fixture"}), folder)
-
-
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
+def weights(tmp_path_factory, save_tiny_unet):
     return save_tiny_unet(tmp_path_factory.mktemp("weights") / "unet20")
 
 
