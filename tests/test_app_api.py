@@ -6,10 +6,8 @@ nothing depends on the bundled weights. The result cache is off so that every re
 the concurrent ones, really runs the model.
 """
 
-import importlib.util
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -24,33 +22,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def save_tiny_model(folder: Path, in_channels: int, seed: int) -> Path:
-    """A randomly initialised UNet (base width 4, 64 px tiles) in Hub layout."""
-    import torch
-
-    from dstl.bands import ALL_BANDS, RGB_BANDS
-    from dstl.models import UNet, config_for, save_pretrained
-
-    torch.manual_seed(seed)
-    module = UNet(in_channels=in_channels, base_width=4, dropout=0.0)
-    bands = ALL_BANDS if in_channels == 20 else RGB_BANDS
-    return save_pretrained(module, config_for(module, bands=bands, tile_size=64), folder)
-
-
-def load_app_module():
-    spec = importlib.util.spec_from_file_location("dstl_app", ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.app_harness import ROOT, free_port, save_tiny_model, serve_app
 
 
 @pytest.fixture(scope="module")
@@ -65,20 +37,10 @@ def fixtures(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(fixtures):
-    app = load_app_module()
-    from dstl.demo.settings import build_service, parse_args
-
-    port = free_port()
-    settings = parse_args(["--data", str(fixtures["data"]), "--weights", str(fixtures["m20"]),
-                           str(fixtures["rgb"]), "--no-bundled", "--port", str(port), "--max-upload-mb", "1",
-                           "--cache-mb", "0", "--concurrency", "2"], env={})
-    service = build_service(settings)
-    demo = app.build_app(service, settings.concurrency)
-    app.launch(demo, settings, prevent_thread_lock=True, quiet=True)
-    try:
-        yield {"url": f"http://127.0.0.1:{port}/", "service": service}
-    finally:
-        demo.close()
+    flags = ["--data", str(fixtures["data"]), "--weights", str(fixtures["m20"]), str(fixtures["rgb"]),
+             "--no-bundled", "--max-upload-mb", "1", "--cache-mb", "0", "--concurrency", "2"]
+    with serve_app(flags) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

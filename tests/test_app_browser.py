@@ -8,10 +8,8 @@ The app runs in this process on a tiny synthetic dataset (`dstl.synthetic`) with
 initialised UNets saved in Hub layout; nothing depends on the bundled weights.
 """
 
-import importlib.util
 import io
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -19,31 +17,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.app_harness import save_tiny_model, serve_app
+
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 120_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def save_tiny_model(folder: Path, in_channels: int, seed: int) -> Path:
-    import torch
-
-    from dstl.bands import ALL_BANDS, RGB_BANDS
-    from dstl.models import UNet, config_for, save_pretrained
-
-    torch.manual_seed(seed)
-    module = UNet(in_channels=in_channels, base_width=4, dropout=0.0)
-    bands = ALL_BANDS if in_channels == 20 else RGB_BANDS
-    return save_pretrained(module, config_for(module, bands=bands, tile_size=64), folder)
 
 
 @pytest.fixture(scope="module")
@@ -57,25 +38,14 @@ def artifacts(tmp_path_factory) -> Path:
 def server(tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium is not installed (/usr/bin/chromium); apt-get install -y chromium")
-    from dstl.demo.settings import build_service, parse_args
     from dstl.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("browser-app")
     generate_dataset(root / "data", n_train=2, n_test=1, size=(128, 144), seed=11)
     weights = [save_tiny_model(root / "m20", 20, 1), save_tiny_model(root / "rgb", 3, 2)]
-    spec = importlib.util.spec_from_file_location("dstl_app_browser", ROOT / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
-    port = free_port()
-    settings = parse_args(["--data", str(root / "data"), "--weights", *map(str, weights), "--no-bundled",
-                           "--port", str(port)], env={})
-    service = build_service(settings)
-    demo = app.build_app(service, settings.concurrency)
-    app.launch(demo, settings, prevent_thread_lock=True, quiet=True)
-    try:
-        yield {"url": f"http://127.0.0.1:{port}/", "service": service, "root": root}
-    finally:
-        demo.close()
+    with serve_app(["--data", str(root / "data"), "--weights", *map(str, weights), "--no-bundled"],
+                   name="dstl_app_browser") as served:
+        yield {**served, "root": root}
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,12 @@ same parameters (checked at the end with `assert_same_parameters`). Only rank 0 
 from __future__ import annotations
 
 import datetime
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from dstl.errors import DstlError
+from dstl.parallel import Group, env_ranks
 
 
 @dataclass(frozen=True)
@@ -42,33 +41,18 @@ class DistInfo:
         return self.world_size > 1
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise DstlError(f"environment variable {name}={value!r} is not an integer") from None
-
-
 def init_distributed(device: str = "auto") -> DistInfo:
     """Join the torchrun process group if WORLD_SIZE > 1 and pick this process's device.
 
-    `device` is "auto" (CUDA if available), "cuda" or "cpu". With CUDA each rank uses GPU
-    LOCAL_RANK; NCCL is the backend for CUDA, gloo for CPU.
+    `device` is "auto" (CUDA if available), "cuda" or "cpu"; torchrun's variables and the device
+    choice (GPU LOCAL_RANK with CUDA) are read exactly as `dstl.parallel` reads them for the CLI.
+    NCCL is the backend for CUDA, gloo for CPU.
     """
-    world = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
-    local_rank = _env_int("LOCAL_RANK", 0)
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
-    if use_cuda and not torch.cuda.is_available():
-        raise DstlError("device cuda was asked for but no CUDA GPU is visible to torch")
+    rank, world, local_rank = env_ranks()
+    dev = Group(rank, world, local_rank).device(device)
+    use_cuda = dev.type == "cuda"
     if use_cuda:
-        dev = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
         torch.cuda.set_device(dev)
-    else:
-        dev = torch.device("cpu")
     if world <= 1:
         return DistInfo(device=dev)
     backend = "nccl" if use_cuda else "gloo"
