@@ -1,35 +1,14 @@
 """`python -m dstl evaluate DATA SUBMISSION.csv [--json]` as a user runs it."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from shapely import affinity
 
 from dstl.labels import read_wkt_csv, write_wkt_csv
+from tests.cli_runner import dstl, error_line
 
-REPO = Path(__file__).resolve().parents[2]
 HEADER = "ImageId,ClassType,MultipolygonWKT\n"
-
-
-def dstl(*args) -> subprocess.CompletedProcess:
-    """Run `python -m dstl ARGS` as a user would; stdout/stderr decoded with their \r kept."""
-    res = subprocess.run([sys.executable, "-m", "dstl", *map(str, args)], cwd=REPO,
-                         capture_output=True, timeout=300)
-    res.stdout, res.stderr = res.stdout.decode(), res.stderr.decode()  # (text=True turns \r into \n)
-    return res
-
-
-def error_line(res: subprocess.CompletedProcess) -> str:
-    """The one message a failed command printed (progress-bar redraws stripped)."""
-    assert "Traceback" not in res.stderr
-    lines = [ln.split("\r")[-1] for ln in res.stderr.split("\n")]  # not splitlines(): it splits at \r
-    lines = [ln for ln in lines if ln.strip()]
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 @pytest.fixture

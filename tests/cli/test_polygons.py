@@ -1,7 +1,5 @@
 """`python -m dstl polygons MASKS.tif --data DATA --image-id IMAGE_ID --out ROWS.csv` as a user runs it."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,28 +11,9 @@ from shapely.geometry import box
 from dstl.dataset import DstlDataset
 from dstl.labels import iter_wkt_rows
 from dstl.rasterize import rasterize_classes, rasterize_pixels
+from tests.cli_runner import dstl, error_line
 
-REPO = Path(__file__).resolve().parents[2]
 H, W = 64, 72  # 9001_0_0 in conftest's default folder
-
-
-def dstl(*args) -> subprocess.CompletedProcess:
-    """Run `python -m dstl ARGS` as a user would; stdout/stderr decoded with their \r kept."""
-    res = subprocess.run([sys.executable, "-m", "dstl", *map(str, args)], cwd=REPO,
-                         capture_output=True, timeout=300)
-    res.stdout, res.stderr = res.stdout.decode(), res.stderr.decode()  # (text=True turns \r into \n)
-    return res
-
-
-def error_line(res: subprocess.CompletedProcess, one_line: bool = True) -> str:
-    """The one message a failed command printed (progress-bar redraws stripped)."""
-    assert "Traceback" not in res.stderr
-    lines = [ln.split("\r")[-1] for ln in res.stderr.split("\n")]  # not splitlines(): it splits at \r
-    lines = [ln for ln in lines if ln.strip()]
-    if one_line:
-        assert len(lines) == 1, res.stderr
-    assert lines[-1].startswith("error: ")
-    return lines[-1]
 
 
 @pytest.fixture

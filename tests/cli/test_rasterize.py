@@ -1,34 +1,12 @@
 """`python -m dstl rasterize DATA IMAGE_ID --out MASKS.tif`, run as a user runs it."""
 
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import shapely
 import tifffile
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def dstl(*args) -> subprocess.CompletedProcess:
-    """Run `python -m dstl ARGS` as a user would; stdout/stderr decoded with their \r kept."""
-    res = subprocess.run([sys.executable, "-m", "dstl", *map(str, args)], cwd=REPO,
-                         capture_output=True, timeout=300)
-    res.stdout, res.stderr = res.stdout.decode(), res.stderr.decode()  # (text=True turns \r into \n)
-    return res
-
-
-def error_line(res: subprocess.CompletedProcess, one_line: bool = True) -> str:
-    """The one message a failed command printed (progress-bar redraws stripped)."""
-    assert "Traceback" not in res.stderr
-    lines = [ln.split("\r")[-1] for ln in res.stderr.split("\n")]  # not splitlines(): it splits at \r
-    lines = [ln for ln in lines if ln.strip()]
-    if one_line:
-        assert len(lines) == 1, res.stderr
-    assert lines[-1].startswith("error: ")
-    return lines[-1]
+from tests.cli_runner import dstl, error_line
 
 
 @pytest.fixture

@@ -1,33 +1,16 @@
 """`python -m dstl synth OUT [--train N] [--test M] [--size HxW] [--seed S]`, run as a user runs it."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from dstl.cli import main
 from dstl.dataset import DstlDataset
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def dstl(*args) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, "-m", "dstl", *map(str, args)], cwd=REPO, capture_output=True,
-                         timeout=300)
-    res.stdout, res.stderr = res.stdout.decode(), res.stderr.decode()
-    return res
+from tests.cli_runner import dstl
+from tests.cli_runner import error_line as any_error_line
 
 
-def error_line(res: subprocess.CompletedProcess) -> str:
-    """The one message a failed command printed (progress-bar redraws stripped)."""
-    assert res.returncode == 2, res.stderr
-    assert "Traceback" not in res.stderr
-    lines = [ln.split("\r")[-1] for ln in res.stderr.split("\n")]
-    lines = [ln for ln in lines if ln.strip()]
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
+def error_line(res) -> str:
+    """The one-line message of a command that failed with exit status 2 (bad input)."""
+    return any_error_line(res, exit_code=2)
 
 
 def test_synth_writes_a_readable_dataset_with_progress(tmp_path):
