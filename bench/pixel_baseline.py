@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {"settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                                 "size": list(size), "training_pixels": int(len(X))},
+                   "ids": {"train": list(train_ids), "holdout": list(hold_ids)},
                    "holdout": result, "train": on_train,
                    "seconds": {"generation": t_gen, "fit": t_fit, "total": t_all}}
         write_text_atomic(args.json, json.dumps(payload, indent=2) + "\n")

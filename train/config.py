@@ -61,6 +61,12 @@ class TrainConfig:
     # e.g. {"0": 0, "3": 2, "6": 4}: the randomly initialised decoder first learns on frozen
     # pretrained features instead of wrecking them with its large early gradients.
     unfreeze_schedule: dict = field(default_factory=dict)
+    # Start from these weights instead of a random initialisation (a weights folder, a bundled
+    # name or a Hub id "owner/name[@revision]", loaded strictly): fine-tuning, or continuing a
+    # finished run with a fresh schedule. Their architecture, constructor arguments and bands
+    # must be this run's; their normalisation statistics are kept (the weights were learned on
+    # inputs scaled that way) and head_bias_prior is skipped (the head is already trained).
+    init_weights: str | None = None
 
     # --- data ------------------------------------------------------------------------------
     # Side of the square training crops (pixels, multiple of 32). 224 is the original

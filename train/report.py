@@ -167,6 +167,10 @@ def card_notes(*, synthetic: bool, train_ids: list[str], val_ids: list[str],
                    "by `python -m dstl synth` in the DSTL layout, not on real satellite imagery. They show "
                    "what the pipeline does; they are not meant for real scenes.\n\n")
     c = config
+    init_line = ""
+    if c.get("init_weights"):
+        init_line = (f"\n- Initialised from the weights `{c['init_weights']}` (not at random): this run "
+                     "continues their training; their own card gives the command that made them")
     out.append(f"""## Data split and recipe
 
 - Training images ({len(train_ids)}): {", ".join(train_ids)}
@@ -175,7 +179,7 @@ def card_notes(*, synthetic: bool, train_ids: list[str], val_ids: list[str],
   {c["crop_size"]} x {c["crop_size"]} crops ({round(c["rare_prob"] * 100)}% centred on pixels of the rare
   classes {c["rare_classes"]}), all 8 flips/rotations; loss `{c["loss"]}`; AdamW, lr {c["lr"]},
   {c["schedule"]} schedule with {c["warmup_frac"]:.0%} warm-up; gradient clipping {c["grad_clip"]};
-  seed {c["seed"]}
+  seed {c["seed"]}{init_line}
 - Kept weights: epoch {kept_epoch} of {epochs_run} ({"best mean validation pixel IoU"
   if c["keep"] == "best" else "the last epoch"})
 

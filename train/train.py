@@ -285,6 +285,30 @@ class Data:
     description: str
 
 
+def load_init_weights(cfg: TrainConfig, bands: tuple[str, ...]):
+    """The `LoadedModel` named by cfg.init_weights, checked against this run's architecture and bands."""
+    from dstl.models import load_model
+
+    start = load_model(cfg.init_weights)
+    c = start.config
+    if c.architecture != cfg.model:
+        raise ConfigError(f"config: init_weights {cfg.init_weights} is a {c.architecture}, this run trains "
+                          f"a {cfg.model}")
+    if tuple(c.bands) != tuple(bands):
+        raise ConfigError(f"config: init_weights {cfg.init_weights} takes bands {','.join(c.bands)}, "
+                          f"this run trains on {','.join(bands)}")
+    return start
+
+
+def copy_init_weights(model: torch.nn.Module, start, cfg: TrainConfig) -> None:
+    """Copy the loaded weights into the freshly built `model` (same constructor arguments required)."""
+    built = dict(getattr(model, "model_args", {}))
+    if built and built != dict(start.config.model_args):
+        raise ConfigError(f"config: init_weights {cfg.init_weights} was built with "
+                          f"{start.config.model_args}, this run with {built}; set model_args to match")
+    model.load_state_dict(start.module.state_dict(), strict=True)
+
+
 def detect_synthetic(dataset) -> bool:
     """True for a folder written by `python -m dstl synth`: its ids carry the synthetic prefix
     (`synth_...`), which real DSTL ids never do."""
@@ -294,8 +318,11 @@ def detect_synthetic(dataset) -> bool:
 
 
 def load_data(root: str, cfg: TrainConfig, bands: tuple[str, ...], device: torch.device,
-              info: ddp.DistInfo) -> Data:
-    """Split the labelled images, load the training set into memory and keep the validation images."""
+              info: ddp.DistInfo, stats=None) -> Data:
+    """Split the labelled images, load the training set into memory and keep the validation images.
+
+    `stats` (BandStats) normalises the training crops; None estimates them from the training images.
+    """
     from dstl.dataset import DstlDataset
 
     ds = DstlDataset(root, mask_cache=0)
@@ -329,7 +356,7 @@ def load_data(root: str, cfg: TrainConfig, bands: tuple[str, ...], device: torch
     data_device = device if (device.type == "cuda" and cfg.data_on_device) else torch.device("cpu")
     trainset = TrainSet(train_ids, [ds.image_size(i) for i in train_ids], load, bands, cfg.crop_size,
                         rare_classes=cfg.rare_classes, rare_prob=cfg.rare_prob, device=data_device,
-                        store_dtype=cfg.store_dtype, seed=cfg.split_seed,
+                        store_dtype=cfg.store_dtype, seed=cfg.split_seed, stats=stats,
                         progress=tqdm(total=len(train_ids), desc="loading training images", **bar))
     val_images = []
     scale = 1.0 / STORE_SCALE if cfg.store_dtype == "int16" else 1.0
@@ -440,13 +467,16 @@ def _train(args, argv, cfg: TrainConfig, recipe: str, out_dir: Path, ckpt_path: 
     hardware = hardware_description(device, world)
     amp_dtype = autocast_dtype(cfg, device)
 
-    data = load_data(args.data, cfg, bands, device, info)
+    start = load_init_weights(cfg, bands) if cfg.init_weights else None
+    data = load_data(args.data, cfg, bands, device, info, stats=start.config.normalization if start else None)
     stats = data.trainset.stats
 
     # Model on identical initial weights everywhere (same seed; DDP also broadcasts rank 0's).
     seed_everything(cfg.seed)
     model, backbone_note = build_model(cfg, bands)
-    if cfg.head_bias_prior:
+    if start is not None:
+        copy_init_weights(model, start, cfg)
+    elif cfg.head_bias_prior:
         init_head_bias(model, data.trainset.class_frequency)
     model_args = dict(getattr(model, "model_args", {**cfg.model_args, "in_channels": len(bands),
                                                     "num_classes": NUM_CLASSES}))
@@ -594,7 +624,7 @@ def _train(args, argv, cfg: TrainConfig, recipe: str, out_dir: Path, ckpt_path: 
     # Final weights.
     if info.is_main:
         final = _finish(args, cfg, recipe, command, hardware, model, model_config, bands, data, history, best,
-                        num_parameters, elapsed_before + time.time() - t_start, out_dir, info)
+                        num_parameters, elapsed_before + time.time() - t_start, out_dir, info, start)
         result.update(final)
     ddp.barrier(info)
     result["finished"] = True
@@ -641,8 +671,10 @@ def _check_resumable(state: dict, cfg: TrainConfig, data: Data, stats, path: Pat
 
 
 def _finish(args, cfg, recipe, command, hardware, model, model_config, bands, data, history, best,
-            num_parameters, duration, out_dir: Path, info) -> dict:
-    """Write the kept weights (Hub layout) with their card, the reports; push if asked."""
+            num_parameters, duration, out_dir: Path, info, start=None) -> dict:
+    """Write the kept weights (Hub layout) with their card, the reports; push if asked.
+
+    `start`: the LoadedModel the run was initialised from (cfg.init_weights), recorded in the config."""
     from dstl.models import push_to_hub, save_pretrained
 
     module = unwrap(model)
@@ -673,6 +705,8 @@ def _finish(args, cfg, recipe, command, hardware, model, model_config, bands, da
         "hardware": hardware,
         "duration_min": round(duration / 60, 1),
         "command": command,
+        **({"init_weights": {"source": cfg.init_weights, "description": start.source,
+                             "command": (start.config.training or {}).get("command")}} if start else {}),
         "metrics": {"validation": best["scores"] if best else None,
                     "holdout": holdout["scores"] if holdout else None},
         "limitations": report.limitations(data.synthetic, len(data.train_ids) + len(data.val_ids),

@@ -112,6 +112,34 @@ def test_stop_and_resume_gives_the_same_result_as_an_uninterrupted_run(data, tmp
     assert resumed["thresholds"] == full["thresholds"]
 
 
+def test_init_weights_starts_from_trained_weights_and_keeps_their_normalisation(data, tmp_path, capsys):
+    first = tmp_path / "first"
+    main(_args(data, first, tmp_path / "first.pt"))
+    # A near-zero learning rate: the second run's weights are the first run's (BatchNorm's running
+    # statistics aside), so its first epoch already has the first run's final training loss.
+    second = tmp_path / "second"
+    main(_args(data, second, tmp_path / "second.pt", "--set", f"init_weights={first}", "--lr", "1e-12",
+               "--epochs", "1", "--set", "keep=last"))
+    a = load_file(first / "model.safetensors")
+    b = load_file(second / "model.safetensors")
+    convs = [k for k in a if k.endswith(".weight") and a[k].ndim == 4]
+    assert convs and all(torch.allclose(a[k], b[k], atol=1e-6) for k in convs)
+    loss_first_run = [float(r["train_loss"]) for r in _metrics(first)]
+    assert float(_metrics(second)[0]["train_loss"]) < loss_first_run[0]
+    c1, c2 = load_model(first).config, load_model(second).config
+    assert c2.normalization == c1.normalization  # kept, not re-estimated
+    assert c2.training["init_weights"]["source"] == str(first)
+    assert c2.training["init_weights"]["command"] == c1.training["command"]
+    assert f"Initialised from the weights `{first}`" in (second / "README.md").read_text()
+    # Weights of another architecture size or band set are refused before any training.
+    mismatches = ((["--set", "model_args.base_width=8"], "model_args"), (["--bands", "rgb"], "bands"))
+    for extra, message in mismatches:
+        rc = cli(_args(data, tmp_path / "bad", tmp_path / "bad.pt", "--set", f"init_weights={first}", *extra))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and err[-1].startswith("error: config: init_weights") and message in err[-1], err
+        assert not (tmp_path / "bad" / "model.safetensors").exists()
+
+
 def test_resume_refuses_a_checkpoint_made_with_other_settings(data, tmp_path, capsys):
     main(_args(data, tmp_path / "w", tmp_path / "c.pt", "--stop-after-epoch", "1"))
     rc = cli(_args(data, tmp_path / "w", tmp_path / "c.pt", "--resume", "--set", "rare_prob=0.9"))
