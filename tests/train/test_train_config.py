@@ -16,9 +16,10 @@ from train.config import (
 from train.train import build_parser, resolve_config
 
 
-def test_the_four_recipes_exist_and_validate():
+def test_the_recipes_exist_and_validate():
     names = list_recipes()
-    assert {"unet_real", "res50unet_real", "unet_synth_quick", "unet_rgb_synth_quick"} <= set(names)
+    assert {"unet_real", "res50unet_real", "unet_synth_quick", "unet_rgb_synth_quick", "unet_synth_continue",
+            "unet_rgb_synth_continue"} <= set(names)
     for name in names:
         cfg = load_recipe(name)
         assert isinstance(cfg, TrainConfig)
@@ -28,9 +29,10 @@ def test_the_four_recipes_exist_and_validate():
     assert load_recipe("res50unet_real").model == "res50unet"
 
 
-def test_the_two_synthetic_recipes_differ_only_by_bands():
-    a = load_recipe("unet_synth_quick").to_dict()
-    b = load_recipe("unet_rgb_synth_quick").to_dict()
+@pytest.mark.parametrize("stage", ["quick", "continue"])
+def test_the_synthetic_recipes_of_the_two_bundled_models_differ_only_by_bands(stage):
+    a = load_recipe(f"unet_synth_{stage}").to_dict()
+    b = load_recipe(f"unet_rgb_synth_{stage}").to_dict()
     assert {k for k in a if a[k] != b[k]} == {"bands"}
 
 
