@@ -170,7 +170,8 @@ def card_notes(*, synthetic: bool, train_ids: list[str], val_ids: list[str],
     init_line = ""
     if c.get("init_weights"):
         init_line = (f"\n- Initialised from the weights `{c['init_weights']}` (not at random): this run "
-                     "continues their training; their own card gives the command that made them")
+                     "continues their training (the command that made them is under init_weights in the "
+                     "training details above)")
     out.append(f"""## Data split and recipe
 
 - Training images ({len(train_ids)}): {", ".join(train_ids)}
