@@ -21,15 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dstl.atomic import write_text_atomic  # noqa: E402
-from dstl.classes import CLASS_IDS, CLASSES  # noqa: E402
+from dstl.classes import CLASSES  # noqa: E402
 from dstl.dataset import DstlDataset  # noqa: E402
 from dstl.engine import Predictor  # noqa: E402
-from dstl.metrics import kaggle_jaccard  # noqa: E402
+from dstl.metrics import kaggle_jaccard, pixel_counts, scores_from_counts  # noqa: E402
 from dstl.models import load_model  # noqa: E402
 from dstl.pipeline import segment_image  # noqa: E402
 
@@ -38,25 +36,21 @@ def score_weights(source: str, dataset: DstlDataset, ids: list[str], precision: 
     """Per-class and mean Kaggle Jaccard and pixel IoU of one weights folder on `ids`."""
     loaded = load_model(source)
     predictor = Predictor(loaded, precision=precision, tta=tta)
-    inter = np.zeros(len(CLASS_IDS))
-    union = np.zeros(len(CLASS_IDS))
+    counts = None
     preds, truths = {}, {}
     t0 = time.perf_counter()
     for image_id in ids:
         result = segment_image(dataset, image_id, predictor, preview=False, metrics=False)
-        truth = dataset.masks(image_id).astype(bool)
-        pred = result.masks.astype(bool)
-        inter += (pred & truth).reshape(len(CLASS_IDS), -1).sum(axis=1)
-        union += (pred | truth).reshape(len(CLASS_IDS), -1).sum(axis=1)
+        c = pixel_counts(result.masks, dataset.masks(image_id))
+        counts = c if counts is None else {k: counts[k] + c[k] for k in counts}
         preds[image_id] = result.polygons
         truths[image_id] = dataset.labels(image_id)
     kaggle = kaggle_jaccard(preds, truths)
-    iou = {k: (float(inter[k - 1] / union[k - 1]) if union[k - 1] else None) for k in CLASS_IDS}
-    vals = [v for v in iou.values() if v is not None]
+    pixel = scores_from_counts(counts)  # summed over the images, like the Kaggle metric
     return {"source": str(source), "bands": list(loaded.config.bands), "precision": precision, "tta": tta,
             "parameters": sum(p.numel() for p in loaded.module.parameters()),
             "kaggle_jaccard": kaggle["per_class"], "kaggle_jaccard_mean": kaggle["mean"],
-            "pixel_iou": iou, "pixel_iou_mean": float(np.mean(vals)) if vals else None,
+            "pixel_iou": pixel["iou"], "pixel_iou_mean": pixel["mean_iou"],
             "seconds": time.perf_counter() - t0}
 
 

@@ -430,7 +430,8 @@ def _text_width(font, text: str) -> int:
     return int(math.ceil(font.getlength(text)))
 
 
-def _format_coverage(frac: float) -> str:
+def format_coverage(frac: float) -> str:
+    """A coverage fraction (0..1) as a short percentage: "0%", "<0.01%", "3.14%", "12.3%"."""
     pct = 100 * frac
     if pct == 0:
         return "0%"
@@ -456,7 +457,7 @@ def legend(classes: Iterable[int] | None = None, coverage: dict[int, float] | No
     for k in ids:
         text = f"{k}  {class_by_id(k).name}"
         if coverage is not None and k in coverage:
-            text += f"  {_format_coverage(coverage[k])}"
+            text += f"  {format_coverage(coverage[k])}"
         labels.append(text)
     entry_w = max([_text_width(font, t) for t in labels], default=0) + sw + 3 * pad
     row_h = font_size + pad
@@ -563,7 +564,7 @@ def mask_panels(masks: np.ndarray, classes: Iterable[int] | None = None, columns
         pic = np.pad(pic, ((1, 1), (1, 1), (0, 0)), constant_values=110)  # frame: see black edges
         title = f"{k} {class_by_id(k).name}"
         if coverage:
-            title += f"  {_format_coverage(cov[k])}"
+            title += f"  {format_coverage(cov[k])}"
         bar = _title_bar(title, pic.shape[1], font_size, swatch=class_by_id(k).colour)
         panels.append(np.concatenate([bar, pic], axis=0))
     return _grid(panels, columns, gap=max(6, font_size // 2))
@@ -704,7 +705,7 @@ def scene_figure(scene: Scene, masks: np.ndarray | None = None, title: str | Non
     if masks is not None:
         cov = class_coverage(masks)
         handles = [Patch(facecolor=class_by_id(k).hex, edgecolor="0.3",
-                         label=f"{k} {class_by_id(k).name} ({_format_coverage(cov[k])})") for k in shown]
+                         label=f"{k} {class_by_id(k).name} ({format_coverage(cov[k])})") for k in shown]
         if handles:
             leg = fig.legend(handles=handles, loc="outside lower center", ncol=min(5, len(handles)),
                              fontsize=11, frameon=False)

@@ -52,6 +52,20 @@ def _series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
     return xs, ys
 
 
+def _curves(ax, history: list[dict], series, ylabel: str, title: str) -> None:
+    """One panel of per-epoch lines: `series` is ((metrics key, legend label), ...)."""
+    for key, label in series:
+        xs, ys = _series(history, key)
+        if xs:
+            ax.plot(xs, ys, marker="o", ms=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+
+
 def plot_curves(path: str | Path, history: list[dict], final: dict | None, title: str = "") -> None:
     """Learning curves and per-class scores as one PNG.
 
@@ -64,30 +78,11 @@ def plot_curves(path: str | Path, history: list[dict], final: dict | None, title
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    ax = axes[0]
-    for key, label in (("train_loss", "training loss"), ("val_loss", "validation BCE")):
-        xs, ys = _series(history, key)
-        if xs:
-            ax.plot(xs, ys, marker="o", ms=3, label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("Loss")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-
-    ax = axes[1]
-    for key, label in (("val_iou_mean", "pixel IoU (mean)"), ("val_jaccard_mean", "Kaggle Jaccard (mean)")):
-        xs, ys = _series(history, key)
-        if xs:
-            ax.plot(xs, ys, marker="o", ms=3, label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("score")
-    ax.set_ylim(0, 1)
-    ax.set_title("Validation (per-class thresholds tuned)")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+    losses = (("train_loss", "training loss"), ("val_loss", "validation BCE"))
+    _curves(axes[0], history, losses, "loss", "Loss")
+    scores = (("val_iou_mean", "pixel IoU (mean)"), ("val_jaccard_mean", "Kaggle Jaccard (mean)"))
+    _curves(axes[1], history, scores, "score", "Validation (per-class thresholds tuned)")
+    axes[1].set_ylim(0, 1)
 
     ax = axes[2]
     names = [c.name for c in CLASSES]

@@ -95,15 +95,6 @@ def save_picture(image: np.ndarray, folder: Path, name: str, photo: bool) -> Pat
     return path
 
 
-def _pct(fraction: float) -> str:
-    pct = 100 * fraction
-    if pct == 0:
-        return "0%"
-    if pct < 0.01:
-        return "<0.01%"
-    return f"{pct:.2f}%" if pct < 10 else f"{pct:.1f}%"
-
-
 def coverage_rows(result: SegmentationResult, view: View) -> list[dict]:
     """Per class: id, name, colour, shown, threshold, coverage (0..1) and pixel count, full resolution."""
     cov = result.coverage(view.thresholds)
@@ -125,7 +116,7 @@ def coverage_html(rows: Iterable[dict]) -> str:
             f'<div class="{cls}"><span class="dstl-swatch" style="background:{r["colour"]}"></span>'
             f'<span class="dstl-cov-name">{r["class_id"]}. {html.escape(r["name"])}</span>'
             f'<span class="dstl-cov-bar"><span style="width:{width:.1f}%;background:{r["colour"]}">'
-            f'</span></span><span class="dstl-cov-pct">{_pct(r["coverage"])}</span></div>')
+            f'</span></span><span class="dstl-cov-pct">{render.format_coverage(r["coverage"])}</span></div>')
     return '<div class="dstl-coverage">' + "".join(items) + "</div>"
 
 
@@ -152,7 +143,7 @@ def metrics_rows(result: SegmentationResult, view: View, *, with_jaccard: bool =
         m = metrics["per_class"][c.name]
         rows.append([f"{c.id}. {c.name}", _fmt(m["iou"]), _fmt(m["dice"]),
                      _fmt(m["jaccard"]) if with_jaccard else "…",
-                     _pct(pred_cov[c.index]), _pct(true_cov[c.index])])
+                     render.format_coverage(pred_cov[c.index]), render.format_coverage(true_cov[c.index])])
     mean = metrics["mean"]
     rows.append(["Mean", _fmt(mean["iou"]), _fmt(mean["dice"]),
                  _fmt(mean["jaccard"]) if with_jaccard else "…", "", ""])
