@@ -1,6 +1,6 @@
 """The DSTL segmentation demo: a Gradio app (layout and event wiring only; the work is in `dstl.demo`).
 
-    python app.py [--data DATA] [--weights SRC ...] [--port N] [--share]
+    python app.py [--data DATA] [--weights SRC ...] [--port N] [--share] [--mcp]
 
 With no flags it serves the bundled weights on a small synthetic DSTL dataset, generated on the
 first run. `python app.py --help` lists every flag and the environment variables (Hugging Face
@@ -10,42 +10,35 @@ Public API (gradio_client), one endpoint::
 
     from gradio_client import Client, handle_file
     client = Client("http://127.0.0.1:7860/")
-    overlay_png, summary = client.predict(model="", image_id="6120_2_2", files=[], api_name="/segment")
-    overlay_png, summary = client.predict(model="", image_id="", files=[handle_file("scene.png")],
-                                          api_name="/segment")
+    overlay_png, summary = client.predict(image_id="synth_9100_0_0", api_name="/segment")
+    overlay_png, summary = client.predict(files=[handle_file("scene.png")], api_name="/segment")
 
-`model` is a model key from the menu ("" picks the best model for the image's bands); give
-either `image_id` (a dataset id) or `files` (one RGB image, or the four DSTL TIFFs of one image).
-`summary` holds the image size, model, per-class coverage and, for labelled images, per-class
-IoU, Dice and Kaggle Jaccard. Every other event of the page is private.
+Give either `image_id` (an id of the dataset served; synth_9100_0_0 is the first labelled image of
+the bundled demo set) or `files` (one RGB image, or the four DSTL TIFFs of one image); `model`
+(optional) is a model key from the menu, left out or "" for the best model for the image's bands.
+`summary` holds the image size, model, timing, per-class coverage and, for labelled images,
+per-class IoU, Dice and Kaggle Jaccard. Every other event of the page is private. With `--mcp`
+the same endpoint is also an MCP tool (Gradio's MCP server, /gradio_api/mcp/).
 """
 
 import html
 import json
 import logging
 import sys
+import time
 import traceback
 from functools import wraps
 
 import gradio as gr
 
 from dstl.classes import CLASSES
-from dstl.demo import (
-    METRICS_NOTE,
-    DemoService,
-    View,
-    card_markdown,
-    coverage_html,
-    coverage_rows,
-    metrics_html,
-    metrics_rows,
-    parse_args,
-    render_view,
-    status_markdown,
-)
-from dstl.demo.page import ABOUT_MARKDOWN, HEADER_HTML, TITLE, page_css, upload_note
+from dstl.demo import METRICS_NOTE, DemoService, View, card_markdown, metrics_html, metrics_rows, parse_args
+from dstl.demo.examples import RGB_SAMPLE, dataset_examples, dstl_sample
+from dstl.demo.page import HEADER_HTML, TITLE, about_markdown, page_css, upload_note
+from dstl.demo.presenter import IMAGE_VS_PREDICTION, VIEW_OUTPUTS, Presenter, Props, error_html
 from dstl.demo.settings import DemoSettings, build_service
-from dstl.demo.uploads import IMAGE_SUFFIXES
+from dstl.demo.uploads import IMAGE_SUFFIXES, upload_preview
+from dstl.demo.views import VIEW_DEFINITION, status_markdown
 from dstl.errors import DstlError
 
 log = logging.getLogger("dstl.app")
@@ -54,25 +47,41 @@ log = logging.getLogger("dstl.app")
 # default object is safe.
 PROGRESS = gr.Progress()
 
+AUTO = ""  # the model menu's "Auto" entry: the best model for each image's bands
 
-def _user_errors(fn):
-    """Run an event handler; show input errors (and unexpected ones, briefly) as gr.Error in the page."""
+#: Brings the status line above the results into view unless it already is (phones: the results
+#: follow the inputs).
+SCROLL_TO_RESULTS = """() => {
+  const top = document.getElementById('dstl-status');
+  if (!top) return;
+  const box = top.getBoundingClientRect();
+  if (box.top < 0 || box.top > window.innerHeight * 0.4) {
+    top.scrollIntoView({behavior: 'smooth', block: 'start'});
+  }
+}"""
+
+
+def _message(e: Exception, where: str) -> str:
+    """A one-line, HTML-safe message for an exception raised while doing `where`."""
+    if isinstance(e, DstlError):
+        # Escape <, > and & so that file names the visitor chose show as typed; quotes need no
+        # escaping in text and stay readable for API clients.
+        return html.escape(str(e), quote=False)
+    log.error("unexpected error in %s:\n%s", where, traceback.format_exc())
+    return (f"internal error ({html.escape(type(e).__name__)}); the details are in the server log. "
+            "Please try again or report it.")
+
+
+def _api_errors(fn):
+    """Run an API handler; raise every error as gr.Error (a message for the client, never a trace)."""
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except DstlError as e:
-            # gr.Error renders (sanitised) HTML: escape <, > and & so that file names the visitor
-            # chose show as typed; quotes need no escaping in text and stay readable for API clients.
-            raise gr.Error(html.escape(str(e), quote=False), title="Cannot do that",
-                           print_exception=False) from None
         except Exception as e:
-            log.error("unexpected error in %s:\n%s", fn.__name__, traceback.format_exc())
-            raise gr.Error(f"Internal error ({html.escape(type(e).__name__)}); the details are in the "
-                           "server log. Please try again or report it.",
-                           title="Something went wrong") from None
+            raise gr.Error(_message(e, fn.__name__), title="Cannot do that", print_exception=False) from None
     return wrapper
 
 
@@ -86,81 +95,156 @@ def _reporter(progress: gr.Progress):
 def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
     """The page: input on the left, results and view controls on the right; the `segment` API.
 
-    `concurrency` is how many segmentations (page and API together) run at once; others queue.
+    Every page event keeps one consistent state (`dstl.demo.presenter`): the result named by the
+    session's token (only the token: results live in the service's store) drawn through the
+    current view, and an error message beside it when the last action failed. The page opens on a
+    finished segmentation of the dataset's first labelled image, computed here, at start-up, and
+    kept for the server's life. `concurrency` is how many segmentations (page and API together)
+    run at once; others queue.
     """
     registry = service.registry
+    present = Presenter(service)
     choices = service.image_choices()
-    labelled = [value for label, value in choices if "✓" in label]
+    labelled = service.labelled_ids()
     first_id = labelled[0] if labelled else (choices[0][1] if choices else None)
-    try:
-        first_card = card_markdown(registry, registry.default_key)
-        first_thresholds = registry.load(registry.default_key).config.thresholds
-    except DstlError as e:
-        first_card = f"⚠️ {html.escape(str(e))}"
-        first_thresholds = (0.5,) * len(CLASSES)
-    image_buttons = ["download", "fullscreen"]
+    model_choices = [("Auto: the best model for the image's bands", AUTO)] + \
+        [(s.label, s.key) for s in registry.sources]
+    all_ids = tuple(c.id for c in CLASSES)
+
+    # The first result, computed now so that a visitor's first look is a finished segmentation.
+    init: dict = {}
+    if first_id is not None:
+        try:
+            first = service.segment_image(first_id, None, pin=True)
+            init = present.result(first.token, first.result, View(all_ids, 0.5, first.result.thresholds),
+                                  full=False, mode=IMAGE_VS_PREDICTION, heat_class=1, jaccard=True,
+                                  status=status_markdown(first.result, "The example shown on arrival "
+                                                         "(segmented when the server started).",
+                                                         first.timing()))
+        except DstlError as e:
+            log.warning("no example result on arrival: %s", e)
+
+    def props(name: str, **defaults) -> dict:
+        """Constructor arguments of output `name`: its defaults, then its first-result value/props."""
+        value = init.get(name)
+        if isinstance(value, Props):
+            return {**defaults, **value}
+        return {**defaults, "value": value} if name in init else defaults
 
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
-        result_state = gr.State(None, time_to_live=3 * 3600)
+        token = gr.State(init.get("token"))
+        other = gr.State(None)  # a second model's result on the same image (side-by-side comparison)
         gr.HTML(HEADER_HTML)
         with gr.Row(equal_height=False):
             # -------------------------------------------------------------- input
-            with gr.Column(scale=4, min_width=340):
-                with gr.Group():
-                    model = gr.Dropdown([(s.label, s.key) for s in registry.sources],
-                                        value=registry.default_key, label="Model",
-                                        info="Weights served here: bundled, local folders, Hub repos",
-                                        elem_id="dstl-model")
-                    card = gr.Markdown(first_card, elem_id="dstl-card", padding=True)
+            with gr.Column(scale=4, min_width=320, elem_id="dstl-inputs"):
+                model = gr.Dropdown(model_choices, value=AUTO, label="Model", elem_id="dstl-model",
+                                    info="Auto picks, for each image, the model made for its bands")
+                with gr.Accordion("Model card", open=False):
+                    card = gr.Markdown(auto_card(registry), elem_id="dstl-card", padding=True)
                 with gr.Tabs():
                     with gr.Tab("Dataset image", id="dataset"):
                         image_id = gr.Dropdown(choices, value=first_id, label="Image id", filterable=True,
                                                info=f"{len(choices)} images; ✓ labelled = ground truth, "
-                                                    "scores and comparison available (type to search)",
+                                                    "scores and comparison (type to search)",
                                                elem_id="dstl-image-id")
                         segment_id_btn = gr.Button("Segment image", variant="primary", size="lg",
                                                    elem_id="dstl-segment-id")
+                        thumb = gr.Image(visible=False, type="filepath", label="Preview")
+                        shown_examples = dataset_examples(service.dataset)
+                        id_examples = None
+                        if shown_examples:
+                            id_examples = gr.Examples([[i, str(p)] for i, p in shown_examples],
+                                                      [image_id, thumb],
+                                                      label="Examples: click one to segment it",
+                                                      examples_per_page=6, api_visibility="private",
+                                                      elem_id="dstl-id-examples")
                     with gr.Tab("Upload", id="upload"):
-                        files = gr.File(file_count="multiple", file_types=list(IMAGE_SUFFIXES), height=150,
+                        files = gr.File(file_count="multiple", file_types=list(IMAGE_SUFFIXES),
                                         label="PNG / JPEG / TIFF RGB image, or the 4 DSTL TIFFs of one image",
                                         elem_id="dstl-files")
-                        gr.Markdown(upload_note(service.limits.max_bytes, service.limits.max_pixels))
-                        segment_up_btn = gr.Button("Segment upload", variant="primary", size="lg",
-                                                   elem_id="dstl-segment-upload")
-                status = gr.Markdown("Pick an image and press **Segment**.", elem_id="dstl-status")
-                gr.DeepLinkButton("Copy a link to this view", copied_value="Link copied!", size="md")
+                        upload_pic = gr.Image(label="Upload preview", type="filepath", interactive=False,
+                                              height=200, visible=False, buttons=[],
+                                              elem_id="dstl-upload-preview")
+                        upload_info = gr.Markdown(default_upload_note(service), elem_id="dstl-upload-info")
+                        with gr.Row():
+                            segment_up_btn = gr.Button("Segment upload", variant="primary", size="lg",
+                                                       elem_id="dstl-segment-upload", scale=3)
+                            clear_btn = gr.Button("Clear", size="lg", elem_id="dstl-clear", scale=1)
+                        four = dstl_sample(service.dataset)
+                        up_examples = gr.Examples(
+                            [[[str(RGB_SAMPLE)]]] + ([[[str(p) for p in four]]] if four else []), [files],
+                            label="Examples: click one to segment it", api_visibility="private",
+                            example_labels=["RGB photo: an 8-bit JPEG of a synthetic scene"]
+                            + ([f"The four DSTL TIFFs of {four[0].stem}"] if four else []),
+                            elem_id="dstl-upload-examples")
+                gr.DeepLinkButton("Copy a link to this view", copied_value="Link copied!", size="md",
+                                  elem_id="dstl-link")
+                link_note = gr.Markdown(**props("link_note", value=""), elem_id="dstl-link-note")
                 with gr.Accordion("About the models and the API", open=False):
-                    gr.Markdown(ABOUT_MARKDOWN)
+                    gr.Markdown(about_markdown(first_id))
             # -------------------------------------------------------------- results
-            with gr.Column(scale=8, min_width=480):
+            with gr.Column(scale=8, min_width=340, elem_id="dstl-results"):
+                status = gr.Markdown(**props("status", value="Pick an image and press **Segment**."),
+                                     elem_id="dstl-status")
+                error = gr.HTML("", elem_id="dstl-error")
                 with gr.Tabs():
-                    with gr.Tab("Overlay", id="overlay"):
-                        overlay = gr.Image(label="Prediction overlaid on the RGB preview", show_label=False,
-                                           type="filepath", interactive=False, buttons=image_buttons,
-                                           height=560, elem_id="dstl-overlay")
-                        coverage = gr.HTML(elem_id="dstl-coverage")
+                    with gr.Tab("Compare", id="compare"):
+                        with gr.Row(equal_height=True):
+                            mode = gr.Radio(**props("mode", choices=[IMAGE_VS_PREDICTION],
+                                                    value=IMAGE_VS_PREDICTION),
+                                            show_label=False, container=False, elem_id="dstl-mode", scale=3)
+                            full_res = gr.Checkbox(**props("full_res", value=False, visible=False,
+                                                           label="Full resolution"),
+                                                   elem_id="dstl-full", scale=1, container=False)
+                        slider_caption = gr.Markdown(**props("slider_caption", value=""),
+                                                     elem_id="dstl-slider-caption")
+                        slider = gr.ImageSlider(**props("slider"), show_label=False, type="filepath",
+                                                interactive=False, max_height=620, elem_id="dstl-slider",
+                                                label="Drag the handle to compare; scroll or pinch to zoom, "
+                                                      "drag to pan")
+                        coverage = gr.HTML(**props("coverage"), elem_id="dstl-coverage")
+                        with gr.Accordion("Compare two models on this image", open=False,
+                                          elem_id="dstl-models-accordion"):
+                            with gr.Row(equal_height=True):
+                                other_model = gr.Dropdown([(s.label, s.key) for s in registry.sources],
+                                                          value=None, label="Second model", scale=3,
+                                                          elem_id="dstl-other-model")
+                                compare_btn = gr.Button("Compare", scale=1, elem_id="dstl-compare-models")
+                    with gr.Tab("Probabilities", id="probabilities"):
+                        heat_class = gr.Dropdown([(f"{c.id} {c.name}", c.id) for c in CLASSES], value=1,
+                                                 label="Class", elem_id="dstl-heat-class",
+                                                 info="Its probability at every pixel; click the map to read "
+                                                      "all ten classes at that pixel")
+                        with gr.Row(equal_height=False):
+                            heat = gr.Image(**props("heat"), show_label=False, type="filepath",
+                                            interactive=False,
+                                            buttons=["fullscreen", "download"], elem_id="dstl-heat", scale=3)
+                            probe = gr.HTML(**props("probe"), elem_id="dstl-probe", scale=2, min_width=280)
                     with gr.Tab("Class masks", id="masks"):
-                        panels = gr.Image(label="Per-class masks (white = class present)", show_label=False,
-                                          type="filepath", interactive=False, buttons=image_buttons,
-                                          elem_id="dstl-panels")
+                        panels = gr.Image(**props("panels"), show_label=False, type="filepath",
+                                          interactive=False,
+                                          buttons=["download", "fullscreen"], elem_id="dstl-panels",
+                                          label="Per-class masks (white = class present)")
                     with gr.Tab("Prediction vs truth", id="truth"):
-                        compare = gr.Image(label="Prediction | ground truth | errors", show_label=False,
-                                           type="filepath", interactive=False, buttons=image_buttons,
-                                           elem_id="dstl-compare")
-                        metrics = gr.HTML(elem_id="dstl-metrics")
+                        compare = gr.Image(**props("compare"), show_label=False, type="filepath",
+                                           interactive=False, buttons=["download", "fullscreen"],
+                                           elem_id="dstl-compare", label="Prediction | ground truth | errors")
+                        metrics = gr.HTML(**props("metrics"), elem_id="dstl-metrics")
                         gr.Markdown(METRICS_NOTE, elem_classes=["dstl-note"])
                     with gr.Tab("Downloads", id="downloads"):
-                        gr.Markdown("Masks (TIFF), polygons (GeoJSON and Kaggle CSV rows) and the overlay "
-                                    "(PNG) of the current view, at full resolution; plus the metrics (JSON) "
-                                    "for labelled images.")
-                        export_btn = gr.Button("Prepare downloads", elem_id="dstl-export")
+                        gr.Markdown("Masks (TIFF), polygons (GeoJSON and Kaggle CSV rows), the overlay (PNG) "
+                                    "and, for labelled images, the metrics (JSON) of **the current view**, "
+                                    f"at full resolution. {VIEW_DEFINITION}", elem_classes=["dstl-note"])
+                        export_btn = gr.Button("Prepare downloads of this view", elem_id="dstl-export")
+                        downloads_note = gr.Markdown("", elem_id="dstl-downloads-note")
                         downloads = gr.File(label="Files", file_count="multiple", interactive=False,
                                             elem_id="dstl-downloads")
                 # The view: changing it re-renders the pictures without running the model again.
                 with gr.Group():
                     with gr.Row(equal_height=False):
                         classes = gr.CheckboxGroup([(f"{c.id} {c.name}", c.id) for c in CLASSES],
-                                                   value=[c.id for c in CLASSES], label="Classes shown",
+                                                   value=list(all_ids), label="Classes shown",
                                                    elem_id="dstl-classes", scale=3)
                         with gr.Column(scale=1, min_width=200):
                             opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity",
@@ -172,105 +256,195 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
                     gr.Markdown("<span class='dstl-note'>A pixel belongs to a class when its probability is "
                                 "at least the threshold. Defaults come from the model's config.</span>")
                     thresholds = []
+                    first_thr = init.get("thresholds", (0.5,) * len(CLASSES))
                     for row in range(0, len(CLASSES), 5):
                         with gr.Row():
                             for c in CLASSES[row:row + 5]:
                                 thresholds.append(gr.Slider(
-                                    0.0, 1.0, value=first_thresholds[c.index], step=0.01,
+                                    0.0, 1.0, value=first_thr[c.index], step=0.01,
                                     label=f"{c.id} {c.name.replace(' manmade', '')}", min_width=150,
                                     elem_id=f"dstl-thr-{c.id}"))
                     reset_btn = gr.Button("Reset to the model's thresholds", size="sm")
-        # Deep links restore component values, not server state: this remembers which dataset
-        # image and model the view shows, so that opening a copied link segments it again.
-        view_key = gr.Textbox(visible=False)
+        # Deep links restore component values, not server state: this names the result the view
+        # shows (dataset image and model, or an upload's token), so that opening a link shows it again.
+        view_key = gr.Textbox(**props("view_key", value=""), visible=False)
         # The public API: hidden components and one event that nothing in the page triggers.
         with gr.Column(visible=False):
-            api_model = gr.Textbox(label="model")
-            api_image_id = gr.Textbox(label="image_id")
+            api_model = gr.Textbox("", label="model")
+            api_image_id = gr.Textbox("", label="image_id")
             api_files = gr.File(label="files", file_count="multiple")
             api_overlay = gr.Image(label="overlay", type="filepath")
             api_summary = gr.JSON(label="summary")
 
+        # Status first: Gradio scrolls to the first output when a segmentation finishes.
+        outputs = {"status": status, "token": token, "other": other, "view_key": view_key, "error": error,
+                   "link_note": link_note, "full_res": full_res, "mode": mode, "slider": slider,
+                   "slider_caption": slider_caption,
+                   "coverage": coverage, "heat": heat, "probe": probe, "panels": panels, "compare": compare,
+                   "metrics": metrics, "downloads": downloads, "downloads_note": downloads_note}
+
+        def updates(values: dict) -> dict:
+            """{output name: value} -> {component: value or gr.update} for Gradio."""
+            out = {}
+            for name, value in values.items():
+                if name == "thresholds":
+                    out.update(zip(thresholds, value, strict=True))
+                elif isinstance(value, Props):
+                    out[outputs[name]] = gr.update(**value)
+                else:
+                    out[outputs[name]] = value
+            return out
+
+        def failure(e: Exception, where: str, what: str, shown_token: str | None) -> dict:
+            found = service.store.get(shown_token)
+            return updates({"error": error_html(what, _message(e, where), found.result if found else None)})
+
+        def current_view(shown, alpha, thr) -> View:
+            return View(tuple(shown or ()), alpha, thr)
+
         # ------------------------------------------------------------------ handlers
-        result_outputs = [result_state, status, overlay, coverage, panels, compare, metrics, downloads]
-        # The metrics table is not a view output: segmenting writes it (pixel scores) and `on_jaccard`
-        # completes it, so a slower re-render can never overwrite finished scores.
-        view_outputs = [overlay, coverage, panels, compare]
 
-        def present(result, view: View, note: str | None) -> tuple:
-            """Values of `result_outputs` for `result` seen through `view`."""
-            rendered = render_view(result, view)
-            name = result.image_id
-            return (result, status_markdown(result, note),
-                    service.picture(rendered.overlay, f"{name}_overlay", photo=True),
-                    coverage_html(coverage_rows(result, view)),
-                    service.picture(rendered.panels, f"{name}_masks", photo=False),
-                    service.picture(rendered.compare, f"{name}_vs_truth", photo=True),
-                    metrics_html(metrics_rows(result, view, with_jaccard=False)), None)
+        def stream(run, what, shown_token, shown, alpha, full, mode_value, hclass):
+            """Run `run()` -> Segmented; yield the pictures first, then the polygon-based scores."""
+            start = time.perf_counter()
+            try:
+                seg = run()
+                result = seg.result
+                view = current_view(shown, alpha, result.thresholds)
+                values = present.result(seg.token, result, view, full=full, mode=mode_value,
+                                        heat_class=hclass, status="")
+                values["status"] = status_markdown(result, seg.note, seg.timing(time.perf_counter() - start))
+            except Exception as e:
+                yield failure(e, "segment", f"Cannot segment {what}", shown_token)
+                return
+            yield updates(values)
+            if result.has_truth:  # the Kaggle Jaccard needs polygons: seconds on a full scene
+                yield updates({"metrics": metrics_html(metrics_rows(result, view, with_jaccard=True))})
 
-        def segmented(seg, shown, alpha, key: str) -> tuple:
-            view = View(tuple(shown or ()), alpha, seg.result.thresholds)
-            return (*present(seg.result, view, seg.note), key, gr.update(value=seg.result.model_key),
-                    *seg.result.thresholds)
+        def on_segment_image(model_key, image, shown_token, shown, alpha, full, mode_value, hclass,
+                             progress=PROGRESS):
+            yield from stream(lambda: service.segment_image(image, model_key or None, allow_switch=True,
+                                                            progress=_reporter(progress)),
+                              f"image {image}" if image else "an image", shown_token, shown, alpha, full,
+                              mode_value, hclass)
 
-        @_user_errors
-        def on_segment_image(model_key, image, shown, alpha, progress=PROGRESS):
-            seg = service.segment_image(image, model_key, allow_switch=True, progress=_reporter(progress))
-            key = json.dumps({"model": seg.result.model_key, "image_id": seg.result.image_id})
-            return segmented(seg, shown, alpha, key)
+        def on_segment_upload(model_key, paths, shown_token, shown, alpha, full, mode_value, hclass,
+                              progress=PROGRESS):
+            yield from stream(lambda: service.segment_upload(paths or [], model_key or None,
+                                                             allow_switch=True, progress=_reporter(progress)),
+                              "the upload", shown_token, shown, alpha, full, mode_value, hclass)
 
-        @_user_errors
-        def on_segment_upload(model_key, paths, shown, alpha, progress=PROGRESS):
-            seg = service.segment_upload(paths or [], model_key, allow_switch=True,
-                                         progress=_reporter(progress))
-            return segmented(seg, shown, alpha, "")
+        def on_view(tok, other_tok, shown, alpha, full, mode_value, hclass, *thr):
+            if not tok:
+                return {error: gr.skip()}
+            try:
+                found = service.stored(tok)
+                second = service.store.get(other_tok)
+                return updates(present.view(tok, found.result, current_view(shown, alpha, thr), full=full,
+                                            mode=mode_value, heat_class=hclass,
+                                            other=second.result if second else None))
+            except Exception as e:
+                return failure(e, "view", "Cannot redraw", tok)
 
-        @_user_errors
-        def on_view(result, shown, alpha, *thr):
-            if result is None:
-                return (gr.skip(),) * len(view_outputs)
-            return present(result, View(tuple(shown or ()), alpha, thr), None)[2:6]
+        def on_compare_models(tok, other_key, paths, shown, alpha, full, hclass, progress=PROGRESS, *thr):
+            start = time.perf_counter()
+            try:
+                if not other_key:
+                    raise DstlError("choose the second model first")
+                seg = service.segment_with(tok, other_key, paths, progress=_reporter(progress))
+                found = service.stored(tok)
+                values = present.compared(tok, found.result, seg.token, seg.result,
+                                          current_view(shown, alpha, thr), full=full, heat_class=hclass)
+            except Exception as e:
+                return failure(e, "compare", "Cannot compare the models", tok)
+            took = seg.timing(time.perf_counter() - start)
+            values["slider_caption"] += f" · {seg.result.model_key}: {took}"
+            return updates(values)
 
-        @_user_errors
-        def on_jaccard(result, *thr):
-            if result is None or not result.has_truth:
+        def on_jaccard(tok, *thr):
+            """Compute (and keep with the result) the Kaggle Jaccard at these thresholds."""
+            found = service.store.get(tok)
+            if found is not None and found.result.has_truth:
+                found.result.kaggle_jaccard(thr)
+
+        def on_metrics(tok, shown, *thr):
+            found = service.store.get(tok)
+            if found is None:
                 return gr.skip()
-            view = View(tuple(c.id for c in CLASSES), 0.5, thr)
-            return metrics_html(metrics_rows(result, view, with_jaccard=True))
+            return metrics_html(metrics_rows(found.result, current_view(shown, 0.5, thr), with_jaccard=False))
 
-        @_user_errors
-        def on_restore(key, shown, alpha, progress=PROGRESS, *thr):
-            if not key:
-                return (gr.skip(),) * len(result_outputs)
-            wanted = json.loads(key)
-            seg = service.segment_image(wanted["image_id"], wanted["model"], allow_switch=True,
-                                        progress=_reporter(progress))
-            note = "Opened from a shared link: the view is live again." + (f" {seg.note}" if seg.note else "")
-            return present(seg.result, View(tuple(shown or ()), alpha, thr), note)
+        def on_probe(tok, hclass, evt: gr.SelectData, *thr):
+            found = service.store.get(tok)
+            values = present.probe(found.result, hclass, thr, *evt.index) if found and evt.index else None
+            return updates(values) if values else {probe: gr.skip()}
 
-        @_user_errors
-        def on_export(result, shown, alpha, *thr):
-            if result is None:
-                raise gr.Error("Segment an image first; then its files can be downloaded.",
-                               title="Nothing to download", print_exception=False)
-            return [str(p) for p in service.export(result, View(tuple(shown or ()), alpha, thr))]
+        def on_restore(key, shown_token, shown, alpha, full, mode_value, hclass, request: gr.Request,
+                       progress=PROGRESS, *thr):
+            if not key or "deep_link" not in request.query_params:
+                return {token: gr.skip()}  # Gradio needs a non-empty answer
+            start = time.perf_counter()
+            try:
+                wanted = json.loads(key)
+                if wanted.get("origin") == "upload":
+                    found = service.stored(wanted.get("token"))
+                    tok, result, note = found.token, found.result, None
+                    timing = f"{time.perf_counter() - start:.2f} s: the result kept for the upload"
+                else:
+                    seg = service.segment_image(wanted.get("image_id", ""), wanted.get("model") or None,
+                                                allow_switch=True, progress=_reporter(progress))
+                    tok, result, note = seg.token, seg.result, seg.note
+                    timing = seg.timing(time.perf_counter() - start)
+                values = present.result(tok, result, current_view(shown, alpha, thr), full=full,
+                                        mode=mode_value, heat_class=hclass, status="")
+            except Exception as e:
+                return failure(e, "restore", "Cannot open the shared link", shown_token)
+            values["status"] = status_markdown(result, "Opened from a shared link: the view is live again."
+                                               + (f" {note}" if note else ""), timing)
+            return updates(values)
 
-        @_user_errors
+        def on_export(tok, shown, alpha, *thr):
+            try:
+                found = service.stored(tok)
+                return updates(present.downloads(found.result, current_view(shown, alpha, thr)))
+            except Exception as e:
+                return failure(e, "export", "Cannot prepare the downloads", tok)
+
         def on_model(model_key):
-            return card_markdown(registry, model_key)
+            if not model_key:
+                return auto_card(registry)
+            try:
+                return card_markdown(registry, model_key)
+            except DstlError as e:
+                return f"⚠️ {html.escape(str(e))}"
 
-        @_user_errors
-        def on_reset(result):
-            return tuple(result.thresholds) if result is not None else (gr.skip(),) * len(thresholds)
+        def on_reset(tok):
+            found = service.store.get(tok)
+            return tuple(found.result.thresholds) if found else (gr.skip(),) * len(thresholds)
 
-        @_user_errors
-        def segment(model: str, image_id: str, files: list[str] | None, progress=PROGRESS):
+        def on_upload(paths):
+            """A preview of what was uploaded, or what is wrong with it, before anything runs."""
+            if not paths:
+                return gr.update(value=None, visible=False), default_upload_note(service)
+            try:
+                preview, text = upload_preview(paths, max_bytes=service.limits.max_bytes,
+                                               max_pixels=service.limits.max_pixels)
+                return (gr.update(value=service.picture(preview, "upload_preview", photo=True), visible=True),
+                        html.escape(text))
+            except Exception as e:
+                return (gr.update(value=None, visible=False),
+                        error_html("This upload cannot be segmented", _message(e, "upload")))
+
+        def on_clear():
+            return None, gr.update(value=None, visible=False), default_upload_note(service)
+
+        @_api_errors
+        def segment(model: str = "", image_id: str = "", files: list[str] | None = None, progress=PROGRESS):
             """Segment a dataset image (image_id) or an upload (files: one RGB image, or the four DSTL
-            TIFFs of one image) with a model ("" = the best model for the image's bands).
+            TIFFs of one image) with a model ("" or left out = the best model for the image's bands).
 
             Returns the overlay of all classes on the RGB preview (PNG, full resolution, legend below)
-            and a JSON summary: image size, model, bands, per-class coverage and, for labelled dataset
-            images, per-class IoU, Dice and Kaggle Jaccard ("metrics"; null otherwise).
+            and a JSON summary: image size, model, bands, timing, per-class coverage and, for labelled
+            dataset images, per-class IoU, Dice and Kaggle Jaccard ("metrics"; null otherwise).
             """
             files = [f for f in (files or []) if f]
             image_id = (image_id or "").strip()
@@ -281,50 +455,97 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
                 seg = service.segment_upload(files, model or None, allow_switch=False, progress=report)
             else:
                 seg = service.segment_image(image_id, model or None, allow_switch=False, progress=report)
-            return str(service.api_overlay(seg.result)), service.summary(seg.result)
+            return str(service.api_overlay(seg.result)), service.summary(seg.result, segmented=seg)
 
         # ------------------------------------------------------------------ wiring
         private = {"api_visibility": "private"}
         inference = {**private, "concurrency_id": "inference", "concurrency_limit": concurrency}
         rerender = {**private, "show_progress": "hidden", "trigger_mode": "always_last",
                     "concurrency_id": "render", "concurrency_limit": 8}
-        view_inputs = [result_state, classes, opacity, *thresholds]
-        jaccard_args = (on_jaccard, [result_state, *thresholds], metrics)
-        segment_outputs = [*result_outputs, view_key, model, *thresholds]
+        all_outputs = [*outputs.values(), *thresholds]
+        view_inputs = [token, other, classes, opacity, full_res, mode, heat_class, *thresholds]
+        view_outputs = [outputs[name] for name in (*VIEW_OUTPUTS, "error")]
+        seg_inputs = [token, classes, opacity, full_res, mode, heat_class]
+        seg_events = {"show_progress_on": [slider], "scroll_to_output": True, **inference}
+        metrics_now = (on_metrics, [token, classes, *thresholds], metrics)
+        jaccard = (on_jaccard, [token, *thresholds], None)
 
-        segment_id_btn.click(on_segment_image, [model, image_id, classes, opacity], segment_outputs,
-                             show_progress_on=[overlay], **inference).then(*jaccard_args, **private)
-        segment_up_btn.click(on_segment_upload, [model, files, classes, opacity], segment_outputs,
-                             show_progress_on=[overlay], **inference).then(*jaccard_args, **private)
-        gr.on([classes.input, opacity.input, *[t.input for t in thresholds]], on_view, view_inputs,
-              view_outputs, **rerender)
+        def then_metrics(event):
+            # Whatever the visitor changed while the scores were computed, the table ends up for
+            # the current view.
+            return event.then(*metrics_now, **private)
+
+        # On a phone the results may be out of sight: bring them (and the progress bar) into view.
+        for trigger in [segment_id_btn.click, segment_up_btn.click, up_examples.dataset.click,
+                        *([id_examples.dataset.click] if id_examples is not None else [])]:
+            trigger(None, js=SCROLL_TO_RESULTS, **private)
+
+        then_metrics(segment_id_btn.click(on_segment_image, [model, image_id, *seg_inputs], all_outputs,
+                                          **seg_events))
+        then_metrics(segment_up_btn.click(on_segment_upload, [model, files, *seg_inputs], all_outputs,
+                                          **seg_events))
+        if id_examples is not None:
+            then_metrics(id_examples.load_input_event.then(on_segment_image, [model, image_id, *seg_inputs],
+                                                           all_outputs, **seg_events))
+        then_metrics(up_examples.load_input_event.then(on_upload, files, [upload_pic, upload_info], **private)
+                     .then(on_segment_upload, [model, files, *seg_inputs], all_outputs, **seg_events))
+        files.upload(on_upload, files, [upload_pic, upload_info], **private)
+        files.clear(on_clear, None, [files, upload_pic, upload_info], queue=False, **private)
+        clear_btn.click(on_clear, None, [files, upload_pic, upload_info], queue=False, **private)
+        gr.on([classes.input, opacity.input, full_res.input, mode.input, heat_class.input,
+               *[t.input for t in thresholds]], on_view, view_inputs, view_outputs, **rerender)
         # Scores follow the thresholds once one is let go (the Kaggle Jaccard needs polygons).
-        gr.on([t.release for t in thresholds], *jaccard_args, **private, trigger_mode="always_last",
-              concurrency_id="jaccard", concurrency_limit=2)
-        all_btn.click(lambda: [c.id for c in CLASSES], None, classes, queue=False, **private
+        gr.on([t.release for t in thresholds], *jaccard, **private, trigger_mode="always_last",
+              concurrency_id="jaccard", concurrency_limit=2).then(*metrics_now, **private)
+        all_btn.click(lambda: list(all_ids), None, classes, queue=False, **private
                       ).then(on_view, view_inputs, view_outputs, **rerender)
         none_btn.click(lambda: [], None, classes, queue=False, **private
                        ).then(on_view, view_inputs, view_outputs, **rerender)
-        reset_btn.click(on_reset, result_state, thresholds, queue=False, **private
-                        ).then(on_view, view_inputs, view_outputs, **rerender).then(*jaccard_args, **private)
+        reset_btn.click(on_reset, token, thresholds, queue=False, **private
+                        ).then(on_view, view_inputs, view_outputs, **rerender
+                               ).then(*jaccard, **private).then(*metrics_now, **private)
+        compare_btn.click(on_compare_models, [token, other_model, files, classes, opacity, full_res,
+                                              heat_class, *thresholds], [*view_outputs, other, mode],
+                          show_progress_on=[slider], **inference)
+        heat.select(on_probe, [token, heat_class, *thresholds], [heat, probe], **private,
+                    concurrency_id="render")
         model.change(on_model, model, card, show_progress="minimal", **private)
-        export_btn.click(on_export, view_inputs, downloads, **private, concurrency_id="export",
+        export_btn.click(on_export, [token, classes, opacity, *thresholds],
+                         [downloads, downloads_note, error], **private, concurrency_id="export",
                          concurrency_limit=concurrency)
-        demo.load(on_restore, [view_key, classes, opacity, *thresholds], result_outputs, **inference
-                  ).then(*jaccard_args, **private)
+        # Progress hidden: without a link this returns at once, and a link's saved view shows meanwhile.
+        demo.load(on_restore, [view_key, *seg_inputs, *thresholds], all_outputs, show_progress="hidden",
+                  **inference).then(*metrics_now, **private)
         gr.on([], segment, [api_model, api_image_id, api_files], [api_overlay, api_summary],
               api_name="segment", api_visibility="public", concurrency_id="inference",
               concurrency_limit=concurrency)
     return demo
 
 
+def auto_card(registry) -> str:
+    """The model card text for "Auto": what it picks, and each model's one-line summary."""
+    from dstl.demo.cards import short_summary
+
+    lines = [f"- {html.escape(short_summary(registry, s.key))}" for s in registry.sources]
+    return ("**Auto** picks, for each image, the model that reads the most of its bands (a 20-band image: "
+            "the 20-band model; an RGB image: an RGB model). Models served:\n\n" + "\n".join(lines))
+
+
+def default_upload_note(service: DemoService) -> str:
+    return upload_note(service.limits.max_bytes, service.limits.max_pixels)
+
+
 def launch(demo: gr.Blocks, settings: DemoSettings, **kwargs):
-    """Queue and launch `demo` with the theme, CSS and limits of `settings` (kwargs override)."""
+    """Queue and launch `demo` with the theme, CSS and limits of `settings` (kwargs override).
+
+    `show_error` makes errors that Gradio itself raises before a handler runs (e.g. an API request
+    naming a server file that was never uploaded) reach the client with their message.
+    """
     demo.queue(max_size=64, default_concurrency_limit=settings.concurrency)
     args = {"server_port": settings.port, "server_name": settings.host, "share": settings.share,
             "max_file_size": int(settings.max_upload_mb * 2**20), "footer_links": ["api", "gradio"],
             "theme": gr.themes.Soft(primary_hue="teal", secondary_hue="emerald", neutral_hue="slate"),
-            "css": page_css()}
+            "css": page_css(), "show_error": True, "mcp_server": settings.mcp}
     args.update(kwargs)
     return demo.launch(**args)
 

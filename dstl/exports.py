@@ -92,15 +92,15 @@ def _as_mask_stack(masks: np.ndarray) -> np.ndarray:
     return (masks != 0).astype(np.uint8)
 
 
-def write_masks_tiff(path: str | os.PathLike, masks: np.ndarray) -> None:
+def write_masks_tiff(path: str | os.PathLike, masks: np.ndarray, description: str | None = None) -> None:
     """Write (10, H, W) masks (bool or integer; nonzero = class present) as uint8 0/1 TIFF.
 
     Planar-separate, zlib-compressed; read back by `read_masks_tiff` or
-    `tifffile.imread(path)` -> (10, H, W) uint8.
+    `tifffile.imread(path)` -> (10, H, W) uint8. `description` goes into the ImageDescription tag.
     """
     from dstl.tiff import write_tiff
 
-    write_tiff(path, _as_mask_stack(masks), compress=True)
+    write_tiff(path, _as_mask_stack(masks), compress=True, description=description)
 
 
 def read_masks_tiff(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:

@@ -196,7 +196,7 @@ def read_tiff(path: str | os.PathLike, bands: int | None = None, *, dtype=None,
 
 
 def write_tiff(path: str | os.PathLike, array: np.ndarray, *, compress: bool = False,
-               photometric: str | None = None) -> None:
+               photometric: str | None = None, description: str | None = None) -> None:
     """Write a 2-D (H, W) or band-first (C, H, W) array to a TIFF file, atomically.
 
     A 3-D array is stored as one page with planar-separate samples (the DSTL layout, read back
@@ -208,6 +208,7 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray, *, compress: bool = F
         compress: zlib (deflate) compression, lossless; good for masks.
         photometric: TIFF photometric interpretation; default 'rgb' for 3 bands of uint8/uint16
             and 'minisblack' otherwise.
+        description: text for the ImageDescription tag (e.g. JSON saying what the bands hold).
     """
     array = np.asarray(array)
     if array.ndim not in (2, 3):
@@ -216,6 +217,9 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray, *, compress: bool = F
         rgb = array.ndim == 3 and array.shape[0] == 3 and array.dtype in (np.uint8, np.uint16)
         photometric = "rgb" if rgb else "minisblack"
     kwargs = {"photometric": photometric, "compression": "zlib" if compress else None}
+    if description is not None:
+        kwargs["description"] = description
+        kwargs["metadata"] = None  # tifffile's own JSON description would take the tag otherwise
     if array.ndim == 3:
         kwargs["planarconfig"] = "separate"
     with atomic_path(path) as tmp:

@@ -3,18 +3,24 @@
 - `registry`: the weight sources served (bundled, local, Hub), each loaded once and shared.
 - `cards`: model card summaries (architecture, bands, trained on what).
 - `uploads`: validation of uploaded files into a `Scene`.
+- `radiometry`: bringing a plain 8-bit photo onto a model's input statistics.
 - `result`: a segmented scene kept as quantised probabilities, re-thresholded without the model.
-- `views`: pictures, coverage and metrics of a result for the shown classes, opacity, thresholds.
+- `store`: finished results kept server-side under random tokens (what pages and links hold), LRU
+  bounded by memory.
+- `views`: the current view (shown classes, thresholds) and its pictures, coverage, metrics.
 - `downloads`: the files of the current view (masks TIFF, GeoJSON, CSV rows, overlay PNG, metrics).
-- `service`: segmenting a dataset image or an upload, with a result cache.
+- `service`: segmenting a dataset image or an upload, reusing kept results.
+- `gpu`: where the model runs (CPU, GPU, or a ZeroGPU Space's GPU inside `spaces.GPU`).
+- `examples`: the page's examples (dataset thumbnails, a shipped RGB photo, four DSTL TIFFs).
 - `data`, `settings`: the dataset served (bundled synthetic set made on first run) and the flags.
 """
 
 from dstl.demo.cards import card_markdown, short_summary, training_facts
 from dstl.demo.registry import ModelRegistry, WeightSource, bundled_sources, describe_bands
 from dstl.demo.result import SegmentationResult
-from dstl.demo.service import DemoService, Limits, ResultCache, Segmented
+from dstl.demo.service import DemoService, Limits, ResultGoneError, Segmented
 from dstl.demo.settings import DemoSettings, build_service, parse_args
+from dstl.demo.store import ResultStore
 from dstl.demo.uploads import read_upload
 from dstl.demo.views import (
     METRICS_HEADERS,
@@ -30,7 +36,7 @@ from dstl.demo.views import (
 
 __all__ = [
     "METRICS_HEADERS", "METRICS_NOTE", "DemoService", "DemoSettings", "Limits", "ModelRegistry",
-    "ResultCache",
+    "ResultGoneError", "ResultStore",
     "SegmentationResult", "Segmented", "View", "WeightSource", "build_service", "bundled_sources",
     "card_markdown", "coverage_html", "coverage_rows", "describe_bands", "metrics_html", "metrics_rows",
     "parse_args", "read_upload", "render_view", "short_summary", "status_markdown", "training_facts",

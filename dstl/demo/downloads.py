@@ -1,12 +1,19 @@
-"""Download files for the current view, written with `dstl.exports` into a private temporary folder.
+"""Download files of the current view, written with `dstl.exports` into a private temporary folder.
 
 For an image ``<id>`` (a dataset id, or the upload's sanitised file name):
 
-    <id>_masks.tif     uint8 (10, H, W) 0/1 masks of all ten classes at the view's thresholds
-    <id>.csv           Kaggle submission rows (grid coordinates; for uploads, see below)
-    <id>.geojson       the polygons in pixel and grid coordinates (`dstl.exports` layout)
+    <id>_masks.tif     uint8 (10, H, W) 0/1 masks; planes of hidden classes are all zero
+    <id>.csv           Kaggle submission rows, classes 1..10 (grid coordinates; for uploads see
+                       below); hidden classes are MULTIPOLYGON EMPTY
+    <id>.geojson       the shown classes' polygons in pixel and grid coordinates (`dstl.exports`)
     <id>_overlay.png   the view's overlay (shown classes, opacity) at full resolution, legend below
-    <id>_metrics.json  the API summary with per-class IoU / Dice / Kaggle Jaccard (labelled images only)
+    <id>_metrics.json  the summary: coverage and per-class IoU / Dice / Kaggle Jaccard of the shown
+                       classes, means over the same classes (labelled images only)
+
+"The current view" is `dstl.demo.views.View` (shown classes and thresholds): every file follows
+it, and every file that can carry text carries `View.definition()` — the TIFF in its
+ImageDescription tag (JSON), the GeoJSON and metrics.json as a "view" member, the PNG in a
+"dstl:view" text chunk. (A Kaggle CSV has no room for it; its hidden classes are empty rows.)
 
 An upload has no grid_sizes.csv row: its "grid" is x = pixel column, y = -pixel row (see
 `dstl.demo.result`). Each export goes to a fresh folder under one temporary root per process;
@@ -15,39 +22,58 @@ cache), and the root is removed when the process exits.
 """
 
 import atexit
+import json
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
 from dstl import render
+from dstl.atomic import atomic_path, write_text_atomic
 from dstl.demo.result import SegmentationResult
 from dstl.demo.views import View
 from dstl.exports import (
+    geojson_collection,
     output_paths,
-    write_geojson,
     write_masks_tiff,
     write_metrics_json,
-    write_overlay_png,
     write_submission_rows,
 )
+from dstl.polygonize import masks_to_polygons
 
 __all__ = ["ExportFolders", "write_downloads"]
 
 
 def write_downloads(result: SegmentationResult, view: View, folder: Path, summary: dict) -> list[Path]:
-    """Write the files listed in the module docstring into `folder`; return their paths in that order."""
+    """Write the files listed in the module docstring into `folder`; return their paths in that order.
+
+    `summary` is the metrics.json content (`DemoService.summary(result, view)`).
+    """
     paths = output_paths(folder, result.image_id)
     folder.mkdir(parents=True, exist_ok=True)
+    definition = view.definition()
     masks = result.masks(view.thresholds)
-    polygons = result.polygons(view.thresholds)
-    write_masks_tiff(paths["masks"], masks)
+    hidden = [k for k in range(1, 11) if k not in view.classes]
+    for k in hidden:
+        masks[k - 1] = 0
+    polygons = {k: p for k, p in masks_to_polygons(masks, result.transform).items() if k in view.classes}
+    write_masks_tiff(paths["masks"], masks, description=json.dumps(
+        {"bands": "class k at index k-1, 1 = present", "view": definition}))
     write_submission_rows(paths["csv"], result.image_id, polygons)
-    write_geojson(paths["geojson"], result.image_id, polygons, result.transform)
+    collection = geojson_collection(result.image_id, polygons, result.transform)
+    collection["view"] = definition
+    write_text_atomic(paths["geojson"], json.dumps(collection, separators=(",", ":"), allow_nan=False))
     picture = render.overlay(result.preview, masks, view.classes, view.opacity)
-    coverage = {c: float(v) for c, v in zip(range(1, 11), result.coverage(view.thresholds), strict=True)}
-    write_overlay_png(paths["overlay"], render.with_legend(picture, view.classes or None, coverage)
-                      if view.classes else picture)
+    if view.classes:
+        coverage = {c: float(v) for c, v in zip(range(1, 11), result.coverage(view.thresholds), strict=True)}
+        picture = render.with_legend(picture, view.classes, coverage)
+    info = PngInfo()
+    info.add_text("dstl:view", json.dumps(definition))
+    with atomic_path(paths["overlay"]) as tmp:
+        Image.fromarray(picture).save(tmp, format="PNG", compress_level=3, pnginfo=info)
     written = [paths["masks"], paths["csv"], paths["geojson"], paths["overlay"]]
     if result.has_truth:
         write_metrics_json(paths["metrics"], summary)

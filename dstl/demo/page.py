@@ -7,7 +7,7 @@ class toggle its class colour, so that the toggles double as the legend.
 
 from dstl.classes import CLASSES
 
-__all__ = ["TITLE", "HEADER_HTML", "ABOUT_MARKDOWN", "page_css", "upload_note"]
+__all__ = ["TITLE", "HEADER_HTML", "about_markdown", "page_css", "upload_note"]
 
 TITLE = "DSTL satellite imagery segmentation"
 
@@ -19,20 +19,27 @@ _ICON = ('<svg width="30" height="30" viewBox="0 0 24 24" fill="none" stroke="#5
 HEADER_HTML = f"""
 <div id="dstl-header">
   <h1>{_ICON}{TITLE}</h1>
-  <p>Find the ten object classes of the Kaggle <i>Dstl Satellite Imagery Feature Detection</i> competition —
-  buildings, structures, roads, tracks, trees, crops, waterways, standing water, large and small vehicles —
-  in 20-band WorldView-3 scenes or plain RGB images.</p>
-  <p>Pick an image of the dataset or upload one, press <b>Segment</b>, then toggle classes, change the
-  opacity and the per-class thresholds: the view updates without running the model again.</p>
+  <p class="dstl-long">Find the ten object classes of the Kaggle
+  <i>Dstl Satellite Imagery Feature Detection</i> competition — buildings, structures, roads, tracks,
+  trees, crops, waterways, standing water, large and small vehicles — in 20-band WorldView-3 scenes or
+  plain RGB images. Pick or upload an image, press <b>Segment</b>, then compare, zoom, toggle classes and
+  thresholds: the view updates without running the model again.</p>
   <span class="dstl-badge">UNet · PyTorch</span><span class="dstl-badge">20 bands or RGB</span>
   <span class="dstl-badge dstl-warn">Bundled weights and data are SYNTHETIC</span>
+  <a class="dstl-jump" href="#dstl-inputs">Choose or upload an image ↓</a>
 </div>
 """
 
-ABOUT_MARKDOWN = """
-**Models.** Each model card above says what its weights were trained on; the bundled ones were
+
+def about_markdown(example_id: str | None) -> str:
+    """The "about the models and the API" text, with an image id of this demo's dataset."""
+    image_id = example_id or "IMAGE_ID"
+    return f"""
+**Models.** Each model card says what its weights were trained on; the bundled ones were
 trained on *synthetic* DSTL-layout scenes, so do not trust them on real imagery. More weights:
-`python app.py --weights owner/name@rev` or the `DSTL_WEIGHTS` Space variable.
+`python app.py --weights owner/name@rev` or the `DSTL_WEIGHTS` Space variable. **Auto** picks the
+model that uses the most of the image's bands (20-band images: the 20-band model; RGB: an RGB one)
+for each image anew.
 
 **API.** One public endpoint, `segment`, for
 [gradio_client](https://www.gradio.app/guides/getting-started-with-the-python-client):
@@ -40,19 +47,22 @@ trained on *synthetic* DSTL-layout scenes, so do not trust them on real imagery.
 ```python
 from gradio_client import Client, handle_file
 client = Client("URL_OF_THIS_PAGE")
-png, summary = client.predict(
-    model="", image_id="IMAGE_ID", files=[],
-    api_name="/segment")
+png, summary = client.predict(image_id="{image_id}", api_name="/segment")
+png, summary = client.predict(files=[handle_file("scene.png")], api_name="/segment")
 ```
-Upload instead with `image_id="", files=[handle_file("scene.png")]`. `model` is a key of the model
-menu, or `""` for the best model for the image's bands. `png` is the overlay (all classes, legend
-below); `summary` holds the per-class coverage and, for labelled images, per-class IoU, Dice and
-Kaggle Jaccard.
+`model` (optional) is a key of the model menu; left out, the best model for the image's bands is used.
+`png` is the overlay (all classes, legend below); `summary` holds the per-class coverage, the timing
+and, for labelled images, per-class IoU, Dice and Kaggle Jaccard.
+
+**Plain photos.** An 8-bit image has no known relation to the 11-bit WorldView-3 counts the models
+were trained on; its R, G, B are shifted and scaled so that their mean and spread match the model's
+training statistics (from its config.json), and the page says so.
 """
+
 
 _CSS = """
 .gradio-container { max-width: 1480px !important; }
-#dstl-header { padding: 18px 24px; border-radius: 14px; color: #f8fafc; margin-bottom: 4px;
+#dstl-header { padding: 14px 22px; border-radius: 14px; color: #f8fafc; margin-bottom: 4px;
   background: linear-gradient(120deg, #0f172a 0%, #134e4a 55%, #0f766e 100%); }
 #dstl-header h1 { font-size: 1.65rem; margin: 0 0 6px 0; color: #f8fafc;
   display: flex; align-items: center; gap: 10px; }
@@ -62,6 +72,7 @@ _CSS = """
   border-radius: 999px; font-size: 0.78rem; font-weight: 600; background: rgba(255,255,255,0.12);
   color: #e2e8f0; }
 #dstl-header .dstl-warn { background: #f59e0b; color: #1f2937; }
+#dstl-header .dstl-jump { display: none; }
 .dstl-coverage { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr));
   gap: 4px 18px; padding: 6px 4px; }
 .dstl-cov-row { display: grid; grid-template-columns: 16px minmax(120px, 1fr) 70px 58px;
@@ -80,6 +91,42 @@ table.dstl-metrics th:first-child, table.dstl-metrics td:first-child { text-alig
 table.dstl-metrics tr.dstl-mean td { font-weight: 700; border-top: 2px solid var(--neutral-400); }
 .dstl-note { color: var(--body-text-color-subdued); font-size: 0.9rem; }
 #dstl-status { min-height: 1.5em; }
+#dstl-error:not(:has(.dstl-error)) { display: none; }
+.dstl-error { border-left: 4px solid #dc2626; background: rgba(220, 38, 38, 0.08); padding: 8px 12px;
+  border-radius: 6px; font-size: 0.92rem; }
+.dstl-error b { color: #b91c1c; }
+#dstl-files .file-preview-holder, #dstl-files table { max-height: none !important; }
+#dstl-files { min-height: 0 !important; }
+#dstl-upload-preview img { object-fit: contain; }
+.dstl-probe p { margin: 0 0 6px 0; font-size: 0.92rem; }
+.dstl-probe-row { display: grid; grid-template-columns: 14px minmax(90px, 1fr) minmax(60px, 90px) 48px;
+  align-items: center; gap: 6px; font-size: 0.84rem; margin: 2px 0; }
+.dstl-probe-bar { position: relative; }
+.dstl-probe-thr { position: absolute; top: -2px; width: 2px; height: 12px; background: #0f172a; }
+.dstl-probe-truth { font-size: 0.7rem; padding: 0 5px; border-radius: 6px; background: var(--neutral-200);
+  color: var(--neutral-700); }
+#dstl-link-note { font-size: 0.82rem; color: var(--body-text-color-subdued); }
+#dstl-id-examples thead { display: none; }
+#dstl-id-examples table { display: block; border: none; }
+#dstl-id-examples tbody { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 8px; }
+#dstl-id-examples tr.tr-body { display: flex; flex-direction: column-reverse; align-items: stretch;
+  border: 1px solid var(--border-color-primary); border-radius: 8px; overflow: hidden; }
+#dstl-id-examples td { padding: 4px !important; border: none !important; text-align: center; }
+#dstl-id-examples td.image .container { width: 100% !important; height: auto !important; border: none; }
+#dstl-id-examples td.image img { width: 100%; height: auto; aspect-ratio: 1; object-fit: cover; }
+#dstl-id-examples td .table { font-size: 0.72rem; white-space: normal; line-height: 1.2; }
+#dstl-status p { margin: 0; }
+@media (max-width: 720px) {
+  .gradio-container .main { padding-left: 8px !important; padding-right: 8px !important; }
+  #dstl-results { order: -1; }
+  #dstl-header { padding: 10px 14px; border-radius: 10px; }
+  #dstl-header h1 { font-size: 1.15rem; margin: 0; }
+  #dstl-header h1 svg { width: 22px; height: 22px; }
+  #dstl-header .dstl-long { display: none; }
+  #dstl-header .dstl-jump { display: inline-block; margin-top: 8px; color: #5eead4; font-weight: 600;
+    font-size: 0.85rem; }
+  #dstl-header .dstl-badge { margin-top: 6px; font-size: 0.7rem; }
+}
 #dstl-card { font-size: 0.88rem; }
 #dstl-classes label { background: var(--block-background-fill) !important;
   color: var(--body-text-color) !important; border: 1px solid var(--border-color-primary) !important; }

@@ -13,7 +13,14 @@ for any per-class thresholds:
   `DISPLAY_MIN_SIDE` are enlarged by pixel replication instead);
 - per-class area coverage and pixel IoU / Dice, exactly and instantly, from per-class 256-bin
   histograms of the quantised probabilities computed once (all pixels, and truth pixels only);
-- the Kaggle polygon Jaccard (needs polygons: computed on demand and cached per thresholds).
+- the Kaggle polygon Jaccard (needs polygons: computed on demand and cached per thresholds);
+- the probabilities of every class at one pixel (`probe`), for the page's click-to-inspect.
+
+Means of scores (`metrics`) are over one set of classes for every score: the classes asked for
+(the shown ones) whose every reported score is defined, i.e. the class is present in the
+prediction or the truth both as pixels and as polygons. (A class whose few predicted pixels
+vanish when vectorised has a pixel IoU of 0 but no polygon Jaccard; it is left out of every mean,
+not of one.)
 
 A threshold t keeps the pixels whose quantised probability q = round(255 p) is at least
 round(255 t): the same as p >= t up to the 1/255 quantisation.
@@ -31,9 +38,9 @@ import numpy as np
 
 from dstl.classes import CLASSES, NUM_CLASSES
 from dstl.grid import GridTransform
-from dstl.render import display_factor, reduce_image, reduce_masks
+from dstl.render import display_factor, pack_masks, reduce_image, reduce_masks
 
-__all__ = ["DISPLAY_MAX_SIDE", "SegmentationResult", "quantize", "threshold_levels", "pixel_grid"]
+__all__ = ["DISPLAY_MAX_SIDE", "SegmentationResult", "quantize", "threshold_levels", "pixel_grid", "mean_of"]
 
 #: Longest side (pixels) of the pictures shown in the page.
 DISPLAY_MAX_SIDE = 1024
@@ -118,7 +125,10 @@ class SegmentationResult:
         thresholds: the model's default per-class thresholds.
         transform: grid <-> pixel transform for polygons.
         truth_polys: ground-truth polygons {class: geometry} in grid coordinates, or None.
-        seconds: time the model took.
+        truth_packed: uint16 (H, W) ground-truth bit field (`dstl.render.pack_masks`), or None.
+        seconds: time from reading the image to the finished result (model included).
+        model_seconds: time the model took.
+        radiometry: what was done to the upload's values before the model, in words, or None.
     """
 
     image_id: str
@@ -131,7 +141,10 @@ class SegmentationResult:
     thresholds: tuple[float, ...]
     transform: GridTransform
     truth_polys: dict | None = None
+    truth_packed: np.ndarray | None = None
     seconds: float = 0.0
+    model_seconds: float = 0.0
+    radiometry: str | None = None
     display_probs: np.ndarray = field(init=False, repr=False)
     display_preview: np.ndarray = field(init=False, repr=False)
     display_truth: np.ndarray | None = field(init=False, repr=False)
@@ -145,11 +158,13 @@ class SegmentationResult:
                bands: Sequence[str], probabilities: np.ndarray, preview: np.ndarray,
                thresholds: Sequence[float], transform: GridTransform,
                truth_masks: np.ndarray | None = None, truth_polys: dict | None = None,
-               seconds: float = 0.0, display_max_side: int = DISPLAY_MAX_SIDE) -> "SegmentationResult":
+               seconds: float = 0.0, model_seconds: float = 0.0, radiometry: str | None = None,
+               display_max_side: int = DISPLAY_MAX_SIDE) -> "SegmentationResult":
         """Quantise `probabilities` (float (10, H, W) in [0, 1]) and precompute what views need.
 
-        `truth_masks` (uint8 (10, H, W)) is used for the histograms and the display copy, then
-        dropped; `truth_polys` is kept for the Kaggle Jaccard.
+        `truth_masks` (uint8 (10, H, W)) is used for the histograms and the display copy and kept
+        packed (2 bytes a pixel, for full-resolution pictures); `truth_polys` is kept for the
+        Kaggle Jaccard.
         """
         probs = probabilities if probabilities.dtype == np.uint8 else quantize(probabilities)
         if probs.shape[0] != NUM_CLASSES or probs.ndim != 3:
@@ -159,7 +174,8 @@ class SegmentationResult:
         result = cls(image_id=image_id, origin=origin, model_key=model_key, model_summary=model_summary,
                      bands=tuple(bands), probs=probs, preview=np.ascontiguousarray(preview, dtype=np.uint8),
                      thresholds=tuple(float(t) for t in thresholds), transform=transform,
-                     truth_polys=truth_polys, seconds=seconds)
+                     truth_polys=truth_polys, seconds=seconds, model_seconds=model_seconds,
+                     radiometry=radiometry)
         factor = display_factor(*probs.shape[1:], display_max_side)
         up = max(1, DISPLAY_MIN_SIDE // max(probs.shape[1:])) if factor == 1 else 1
         result.display_probs = _enlarge(_block_max(probs, factor), up, (1, 2))
@@ -171,6 +187,7 @@ class SegmentationResult:
                 raise ValueError(f"truth masks {truth_masks.shape} do not match probabilities {probs.shape}")
             result.hist_true = _histograms(probs, truth_masks)
             result.display_truth = _enlarge(reduce_masks(truth_masks, factor), up, (1, 2))
+            result.truth_packed = pack_masks(truth_masks)
         else:
             result.hist_true = None
             result.display_truth = None
@@ -193,8 +210,14 @@ class SegmentationResult:
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays (for the cache's budget)."""
-        arrays = [self.probs, self.preview, self.display_probs, self.display_preview, self.display_truth]
+        arrays = [self.probs, self.preview, self.display_probs, self.display_preview, self.display_truth,
+                  self.truth_packed]
         return int(sum(a.nbytes for a in arrays if a is not None))
+
+    @property
+    def display_scale(self) -> float:
+        """Display pixels per full-resolution pixel (< 1 when shrunk, > 1 when enlarged)."""
+        return self.display_probs.shape[2] / self.width
 
     # ------------------------------------------------------------------ masks
 
@@ -202,6 +225,19 @@ class SegmentationResult:
         """Full-resolution uint8 (10, H, W) 0/1 masks for `thresholds`."""
         levels = threshold_levels(thresholds).astype(np.uint8)
         return (self.probs >= levels[:, None, None]).astype(np.uint8)
+
+    def packed_masks(self, thresholds: Sequence[float]) -> np.ndarray:
+        """Full-resolution uint16 (H, W) bit field of the masks (bit k-1 <=> class k, as
+        `dstl.render.pack_masks`), built one class at a time: 2 bytes a pixel, no (10, H, W) copy."""
+        levels = threshold_levels(thresholds)
+        packed = np.zeros(self.probs.shape[1:], np.uint16)
+        plane = np.empty(self.probs.shape[1:], bool)
+        bit = np.empty(self.probs.shape[1:], np.uint16)
+        for k in range(NUM_CLASSES):
+            np.greater_equal(self.probs[k], levels[k], out=plane)
+            np.left_shift(plane, k, out=bit, casting="unsafe")
+            packed |= bit
+        return packed
 
     def display_masks(self, thresholds: Sequence[float]) -> np.ndarray:
         """Display-resolution uint8 (10, h, w) 0/1 masks for `thresholds`."""
@@ -260,19 +296,49 @@ class SegmentationResult:
             self._jaccard_cache[key] = scores
         return scores
 
-    def metrics(self, thresholds: Sequence[float], *, with_jaccard: bool = True) -> dict | None:
-        """Per-class IoU, Dice and Kaggle Jaccard, or None without ground truth.
+    def metrics(self, thresholds: Sequence[float], *, classes: Sequence[int] | None = None,
+                with_jaccard: bool = True) -> dict | None:
+        """Per-class IoU, Dice and Kaggle Jaccard of `classes` (default all), or None without truth.
 
         ``{"per_class": {name: {"class_id", "iou", "dice", "jaccard"}}, "mean": {"iou", "dice",
-        "jaccard"}, "jaccard_computed": bool}``; values None where undefined (class empty in
-        prediction and truth). With `with_jaccard` False the Jaccard is taken from the cache if it
-        was computed for these thresholds, else None everywhere (and jaccard_computed is False).
+        "jaccard"}, "mean_over": [class ids], "jaccard_computed": bool}``; per-class values are None
+        where undefined (class empty in prediction and truth). Every mean is over the same classes,
+        `mean_over` (see the module docstring). With `with_jaccard` False the Jaccard is taken from
+        the cache if it was computed for these thresholds, else None everywhere (and
+        jaccard_computed is False; `mean_over` then follows the pixel scores alone).
         """
         px = self.pixel_scores(thresholds)
         if px is None:
             return None
+        ids = sorted({int(k) for k in classes}) if classes is not None else [c.id for c in CLASSES]
         kj = self.kaggle_jaccard(thresholds) if with_jaccard else self.cached_kaggle_jaccard(thresholds)
         per_class = {c.name: {"class_id": c.id, "iou": px["iou"][c.id], "dice": px["dice"][c.id],
-                              "jaccard": kj["per_class"][c.id] if kj else None} for c in CLASSES}
-        mean = {"iou": px["mean_iou"], "dice": px["mean_dice"], "jaccard": kj["mean"] if kj else None}
-        return {"per_class": per_class, "mean": mean, "jaccard_computed": kj is not None}
+                              "jaccard": kj["per_class"][c.id] if kj else None}
+                     for c in CLASSES if c.id in ids}
+        over = [k for k in ids if px["iou"][k] is not None and (kj is None or kj["per_class"][k] is not None)]
+        mean = {"iou": mean_of(px["iou"][k] for k in over), "dice": mean_of(px["dice"][k] for k in over),
+                "jaccard": mean_of(kj["per_class"][k] for k in over) if kj else None}
+        return {"per_class": per_class, "mean": mean, "mean_over": over, "jaccard_computed": kj is not None}
+
+    # ------------------------------------------------------------------ one pixel
+
+    def probe(self, x: int, y: int, thresholds: Sequence[float]) -> dict:
+        """What the result says about full-resolution pixel (x = column, y = row), both clamped to
+        the image: ``{"x", "y", "probability": {class id: p}, "predicted": [ids at `thresholds`],
+        "truth": [ids] or None}``; probabilities are the kept quantised values (1/255 steps)."""
+        x = int(min(max(x, 0), self.width - 1))
+        y = int(min(max(y, 0), self.height - 1))
+        q = self.probs[:, y, x].astype(np.int64)
+        levels = threshold_levels(thresholds)
+        truth = None
+        if self.truth_packed is not None:
+            bits = int(self.truth_packed[y, x])
+            truth = [c.id for c in CLASSES if bits >> c.index & 1]
+        return {"x": x, "y": y, "probability": {c.id: round(q[c.index] / 255, 3) for c in CLASSES},
+                "predicted": [c.id for c in CLASSES if q[c.index] >= levels[c.index]], "truth": truth}
+
+
+def mean_of(values) -> float | None:
+    """The mean of `values` (an iterable of floats), or None when there are none."""
+    values = list(values)
+    return float(sum(values) / len(values)) if values else None

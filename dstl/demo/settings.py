@@ -13,7 +13,8 @@
 | --concurrency N    | DSTL_CONCURRENCY       | 2 segmentations at a time                   |
 | --max-upload-mb N  | DSTL_MAX_UPLOAD_MB     | 200 MB per file                             |
 | --max-megapixels N | DSTL_MAX_MEGAPIXELS    | 16.8 (4096 x 4096; a DSTL scene is ~11.4)   |
-| --cache-mb N       | DSTL_CACHE_MB          | 1024 MB of results kept for reuse           |
+| --cache-mb N       | DSTL_CACHE_MB          | 1024 MB of finished results kept            |
+| --mcp              | DSTL_MCP=1             | off; also serve `segment` as an MCP tool    |
 
 DATA is a DSTL-layout folder or a Hub dataset repo ``owner/name[@revision]``. SRC is a weights
 folder in Hub layout or a Hub model repo ``owner/name[@revision]``; DSTL_WEIGHTS holds one or
@@ -22,6 +23,7 @@ first is the default), the bundled ones after them.
 """
 
 import argparse
+import importlib.util
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -44,6 +46,7 @@ class DemoSettings:
     max_upload_mb: float = 200.0
     max_megapixels: float = 4096 * 4096 / 1e6
     cache_mb: float = 1024.0
+    mcp: bool = False
 
 
 def _env_bool(value: str | None) -> bool:
@@ -91,8 +94,12 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
                    help=f"largest uploaded image in megapixels (default {d.max_megapixels:.1f}) "
                         "[DSTL_MAX_MEGAPIXELS]")
     p.add_argument("--cache-mb", type=float, default=num("DSTL_CACHE_MB", d.cache_mb),
-                   help=f"memory for finished results kept for reuse, MB (default {d.cache_mb:g}) "
+                   help=f"memory for the finished results the server keeps (visitors' pages, shared links, "
+                        f"reuse), MB (default {d.cache_mb:g}; 0 keeps only the newest and turns reuse off) "
                         "[DSTL_CACHE_MB]")
+    p.add_argument("--mcp", action="store_true", default=_env_bool(env.get("DSTL_MCP")),
+                   help="also serve the segment endpoint as a tool of Gradio's MCP server at "
+                        "/gradio_api/mcp/ (needs the mcp package: pip install 'gradio[mcp]') [DSTL_MCP=1]")
     return p
 
 
@@ -107,10 +114,13 @@ def parse_args(argv: Sequence[str] | None = None, env: Mapping[str, str] | None 
     for name in ("max_upload_mb", "max_megapixels", "cache_mb"):
         if getattr(args, name) < 0 or (name != "cache_mb" and getattr(args, name) == 0):
             raise DstlError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.mcp and importlib.util.find_spec("mcp") is None:
+        raise DstlError("--mcp needs the mcp package, which is not installed: "
+                        "pip install 'gradio[mcp]==6.31.0'")
     return DemoSettings(data=args.data, weights=list(weights), bundled=not args.no_bundled, port=args.port,
                         host=args.host, share=args.share, concurrency=args.concurrency,
                         max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels,
-                        cache_mb=args.cache_mb)
+                        cache_mb=args.cache_mb, mcp=args.mcp)
 
 
 def build_service(settings: DemoSettings):

@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dstl.bands import ALL_BANDS
@@ -28,7 +29,8 @@ from dstl.errors import DataError
 from dstl.scene import Scene, read_image, read_scene_files
 from dstl.tiff import read_tiff_header
 
-__all__ = ["IMAGE_SUFFIXES", "DSTL_HELP", "read_upload", "display_name", "safe_label"]
+__all__ = ["IMAGE_SUFFIXES", "DSTL_HELP", "read_upload", "display_name", "safe_label", "image_bit_depth",
+           "upload_preview"]
 
 #: File name endings the demo accepts (case-insensitive).
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -97,6 +99,14 @@ def _check_pixels(path: Path, max_pixels: int) -> None:
                         f"is larger than this demo's limit of {max_pixels / 1e6:.1f} megapixels")
 
 
+def _named_as_uploaded(error: DataError, files: Sequence[Path]) -> DataError:
+    """`error` naming the files as the visitor called them, not by the server's temporary paths."""
+    message = str(error)
+    for f in files:
+        message = message.replace(str(f), display_name(f))
+    return DataError(message)
+
+
 def _dstl_products(paths: list[Path]) -> tuple[str, dict[str, Path]]:
     """Recognise <id>.tif, <id>_P.tif, <id>_M.tif, <id>_A.tif: (label, {product: path})."""
     products: dict[str, Path] = {}
@@ -111,12 +121,16 @@ def _dstl_products(paths: list[Path]) -> tuple[str, dict[str, Path]]:
                             f"{display_name(path)}); {DSTL_HELP}")
         products[product] = path
         ids.add(m.group("id"))
-    missing = [p for p in ("3", "P", "M", "A") if p not in products]
-    if missing:
-        names = {"3": "ID.tif", "P": "ID_P.tif", "M": "ID_M.tif", "A": "ID_A.tif"}
-        raise DataError(f"the DSTL upload lacks {', '.join(names[p] for p in missing)}; {DSTL_HELP}")
     if len(ids) != 1:
         raise DataError(f"the four DSTL TIFFs must belong to one image, got ids {sorted(ids)}")
+    missing = [p for p in ("3", "P", "M", "A") if p not in products]
+    if missing:
+        image_id = next(iter(ids))
+        names = [f"{image_id}.tif" if p == "3" else f"{image_id}_{p}.tif" for p in missing]
+        given = ", ".join(sorted(display_name(f) for f in products.values()))
+        raise DataError(f"{len(products)} of the four DSTL TIFFs of {image_id} given ({given}): "
+                        f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} missing; "
+                        "upload all four together for 20-band input, or one RGB image")
     return safe_label(ids.pop()), products
 
 
@@ -147,14 +161,58 @@ def read_upload(paths: Sequence[str | os.PathLike], *, max_bytes: int, max_pixel
             _check_pixels(files[0], max_pixels)
             scene = read_image(files[0])
             return Scene(safe_label(display_name(files[0])), scene.data, scene.bands)
-        if len(files) == 4:
+        # Several files can only be DSTL products: name what is missing or doubled.
+        label, products = _dstl_products(files)
+        _check_pixels(products["3"], max_pixels)
+        return read_scene_files({p: str(f) for p, f in products.items()}, ALL_BANDS, image_id=label)
+    except DataError as e:
+        raise _named_as_uploaded(e, files) from None
+
+
+def image_bit_depth(path: str | os.PathLike) -> int:
+    """8 or 16: the sample depth of a plain image (from its header; palette and gray images are 8)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return 8 if read_tiff_header(path).dtype.itemsize == 1 else 16
+    with Image.open(path) as img:
+        return 16 if img.mode.startswith("I") else 8
+
+
+def upload_preview(paths: Sequence[str | os.PathLike], *, max_bytes: int, max_pixels: int,
+                   side: int = 512) -> tuple[np.ndarray, str]:
+    """A small RGB picture of an upload and one line saying what it is, before anything runs.
+
+    Checks the files as `read_upload` does (names, types, sizes, pixels) but decodes only the RGB
+    image (for the four DSTL TIFFs, only ``<id>.tif``). Returns (uint8 (h, w, 3) with the longest
+    side at most `side`, description); raises DataError as `read_upload` would.
+    """
+    from dstl import render
+    from dstl.demo.radiometry import photo_pixels
+
+    files = [Path(p) for p in paths if p]
+    if not files:
+        raise DataError(f"no file uploaded; {DSTL_HELP}")
+    for path in files:
+        _check_file(path, max_bytes)
+    bits = None
+    try:
+        if len(files) == 1:
+            _check_pixels(files[0], max_pixels)
+            scene = read_image(files[0])
+            bits = image_bit_depth(files[0])
+            what = (f"{display_name(files[0])}: {bits}-bit RGB image, {scene.width} × {scene.height} px, for "
+                    "a model made for RGB" + (" (its values will be matched to the model's training "
+                                              "statistics)" if bits == 8 else ""))
+        else:
             label, products = _dstl_products(files)
             _check_pixels(products["3"], max_pixels)
-            return read_scene_files({p: str(f) for p, f in products.items()}, ALL_BANDS, image_id=label)
+            scene = read_image(products["3"])
+            what = (f"{label}: the four DSTL TIFFs, {scene.width} × {scene.height} px on the 3-band grid, "
+                    "for 20-band input")
     except DataError as e:
-        # Name the files as the visitor called them, not by the server's temporary paths.
-        message = str(e)
-        for f in files:
-            message = message.replace(str(f), display_name(f))
-        raise DataError(message) from None
-    raise DataError(f"{len(files)} files uploaded; {DSTL_HELP}")
+        raise _named_as_uploaded(e, files) from None
+    preview = photo_pixels(scene) if len(files) == 1 and bits == 8 else render.rgb_preview(scene)
+    factor = render.display_factor(*preview.shape[:2], side)
+    return render.reduce_image(preview, factor), what
