@@ -22,7 +22,6 @@ the same endpoint is also an MCP tool (Gradio's MCP server, /gradio_api/mcp/).
 """
 
 import html
-import json
 import logging
 import sys
 import time
@@ -34,11 +33,12 @@ import gradio as gr
 from dstl.classes import CLASSES
 from dstl.demo import METRICS_NOTE, DemoService, View, card_markdown, metrics_html, metrics_rows, parse_args
 from dstl.demo.examples import RGB_SAMPLE, dataset_examples, dstl_sample
+from dstl.demo.links import LINK_JS, decode_view_link
 from dstl.demo.page import HEADER_HTML, TITLE, about_markdown, page_css, upload_note
-from dstl.demo.presenter import IMAGE_VS_PREDICTION, VIEW_OUTPUTS, Presenter, Props, error_html
+from dstl.demo.presenter import COMPARE_MODES, IMAGE_VS_PREDICTION, VIEW_OUTPUTS, Presenter, Props, error_html
 from dstl.demo.settings import DemoSettings, build_service
 from dstl.demo.uploads import IMAGE_SUFFIXES, upload_preview
-from dstl.demo.views import VIEW_DEFINITION, status_markdown
+from dstl.demo.views import VIEW_DEFINITION, format_seconds, status_markdown
 from dstl.errors import DstlError
 
 log = logging.getLogger("dstl.app")
@@ -178,8 +178,10 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
                             example_labels=["RGB photo: an 8-bit JPEG of a synthetic scene"]
                             + ([f"The four DSTL TIFFs of {four[0].stem}"] if four else []),
                             elem_id="dstl-upload-examples")
-                gr.DeepLinkButton("Copy a link to this view", copied_value="Link copied!", size="md",
-                                  elem_id="dstl-link")
+                link_btn = gr.Button("🔗 Copy a link to this view", size="md", elem_id="dstl-link")
+                link_box = gr.Textbox(label="Link to this view (copied to the clipboard where the browser "
+                                            "allows)", interactive=False, visible=False, buttons=["copy"],
+                                      elem_id="dstl-link-box")
                 link_note = gr.Markdown(**props("link_note", value=""), elem_id="dstl-link-note")
                 with gr.Accordion("About the models and the API", open=False):
                     gr.Markdown(about_markdown(first_id))
@@ -191,8 +193,7 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
                 with gr.Tabs():
                     with gr.Tab("Compare", id="compare"):
                         with gr.Row(equal_height=True):
-                            mode = gr.Radio(**props("mode", choices=[IMAGE_VS_PREDICTION],
-                                                    value=IMAGE_VS_PREDICTION),
+                            mode = gr.Radio(COMPARE_MODES, **props("mode", value=IMAGE_VS_PREDICTION),
                                             show_label=False, container=False, elem_id="dstl-mode", scale=3)
                             full_res = gr.Checkbox(**props("full_res", value=False, visible=False,
                                                            label="Full resolution"),
@@ -206,7 +207,7 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
                         coverage = gr.HTML(**props("coverage"), elem_id="dstl-coverage")
                         with gr.Accordion("Compare two models on this image", open=False,
                                           elem_id="dstl-models-accordion"):
-                            with gr.Row(equal_height=True):
+                            with gr.Row(equal_height=False):
                                 other_model = gr.Dropdown([(s.label, s.key) for s in registry.sources],
                                                           value=None, label="Second model", scale=3,
                                                           elem_id="dstl-other-model")
@@ -279,7 +280,8 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
         # Status first: Gradio scrolls to the first output when a segmentation finishes.
         outputs = {"status": status, "token": token, "other": other, "view_key": view_key, "error": error,
                    "link_note": link_note, "full_res": full_res, "mode": mode, "slider": slider,
-                   "slider_caption": slider_caption,
+                   "slider_caption": slider_caption, "classes": classes, "opacity": opacity,
+                   "heat_class": heat_class,
                    "coverage": coverage, "heat": heat, "probe": probe, "panels": panels, "compare": compare,
                    "metrics": metrics, "downloads": downloads, "downloads_note": downloads_note}
 
@@ -378,28 +380,40 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
             values = present.probe(found.result, hclass, thr, *evt.index) if found and evt.index else None
             return updates(values) if values else {probe: gr.skip()}
 
-        def on_restore(key, shown_token, shown, alpha, full, mode_value, hclass, request: gr.Request,
-                       progress=PROGRESS, *thr):
-            if not key or "deep_link" not in request.query_params:
+        def on_restore(request: gr.Request, progress=PROGRESS):
+            """Open a link's view (``?view=``, `dstl.demo.links`); without one, the page stays as it is."""
+            code = request.query_params.get("view")
+            if not code:
                 return {token: gr.skip()}  # Gradio needs a non-empty answer
             start = time.perf_counter()
             try:
-                wanted = json.loads(key)
-                if wanted.get("origin") == "upload":
-                    found = service.stored(wanted.get("token"))
+                link = decode_view_link(code)
+                if link.origin == "upload":
+                    found = service.stored(link.token)
                     tok, result, note = found.token, found.result, None
-                    timing = f"{time.perf_counter() - start:.2f} s: the result kept for the upload"
+                    timing = f"{format_seconds(time.perf_counter() - start)}: the result kept for the upload"
                 else:
-                    seg = service.segment_image(wanted.get("image_id", ""), wanted.get("model") or None,
-                                                allow_switch=True, progress=_reporter(progress))
+                    seg = service.segment_image(link.image_id, link.model, allow_switch=True,
+                                                progress=_reporter(progress))
                     tok, result, note = seg.token, seg.result, seg.note
                     timing = seg.timing(time.perf_counter() - start)
-                values = present.result(tok, result, current_view(shown, alpha, thr), full=full,
-                                        mode=mode_value, heat_class=hclass, status="")
+                view = View(link.classes, link.opacity, link.thresholds or result.thresholds)
+                values = present.result(tok, result, view, full=link.full, mode=link.mode or "",
+                                        heat_class=link.heat, status="")
             except Exception as e:
-                return failure(e, "restore", "Cannot open the shared link", shown_token)
-            values["status"] = status_markdown(result, "Opened from a shared link: the view is live again."
+                return failure(e, "restore", "Cannot open the link", None)
+            values.update(classes=list(view.classes), opacity=view.opacity, heat_class=link.heat)
+            values["status"] = status_markdown(result, "Opened from a link: the view is live again."
                                                + (f" {note}" if note else ""), timing)
+            if link.other_model:  # the link was made while two models were compared
+                try:
+                    second = service.store.get(link.other_token) or \
+                        service.stored(service.segment_with(tok, link.other_model).token)
+                    values.update(present.compared(tok, result, second.token, second.result, view,
+                                                   full=link.full, heat_class=link.heat))
+                except Exception as e:
+                    values["error"] = error_html("Cannot show the second model of the link",
+                                                 _message(e, "restore"))
             return updates(values)
 
         def on_export(tok, shown, alpha, *thr):
@@ -505,17 +519,20 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
                         ).then(on_view, view_inputs, view_outputs, **rerender
                                ).then(*jaccard, **private).then(*metrics_now, **private)
         compare_btn.click(on_compare_models, [token, other_model, files, classes, opacity, full_res,
-                                              heat_class, *thresholds], [*view_outputs, other, mode],
-                          show_progress_on=[slider], **inference)
+                                              heat_class, *thresholds],
+                          [*view_outputs, other, mode, view_key], show_progress_on=[slider], **inference)
         heat.select(on_probe, [token, heat_class, *thresholds], [heat, probe], **private,
                     concurrency_id="render")
         model.change(on_model, model, card, show_progress="minimal", **private)
         export_btn.click(on_export, [token, classes, opacity, *thresholds],
                          [downloads, downloads_note, error], **private, concurrency_id="export",
                          concurrency_limit=concurrency)
-        # Progress hidden: without a link this returns at once, and a link's saved view shows meanwhile.
-        demo.load(on_restore, [view_key, *seg_inputs, *thresholds], all_outputs, show_progress="hidden",
-                  **inference).then(*metrics_now, **private)
+        link_btn.click(None, [view_key, classes, opacity, full_res, mode, heat_class, *thresholds], link_box,
+                       js=LINK_JS, **private
+                       ).then(lambda: gr.update(visible=True), None, link_box, queue=False, **private)
+        # Without a link this returns at once; with one, the example shows until the link's view replaces it.
+        demo.load(on_restore, None, all_outputs, show_progress_on=[slider], **inference
+                  ).then(*metrics_now, **private)
         gr.on([], segment, [api_model, api_image_id, api_files], [api_overlay, api_summary],
               api_name="segment", api_visibility="public", concurrency_id="inference",
               concurrency_limit=concurrency)

@@ -9,6 +9,7 @@ control to the test instead of blocking.
 import contextlib
 import importlib.util
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def load_app_module(name: str = "dstl_app"):
     """app.py imported as a module under `name` (it is a script, not part of a package)."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "app.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import would: Gradio inspects the module of app.py's classes
     spec.loader.exec_module(module)
     return module
 

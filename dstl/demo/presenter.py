@@ -28,22 +28,19 @@ from dstl.demo.views import (
     render_view,
 )
 
-__all__ = ["IMAGE_VS_PREDICTION", "PREDICTION_VS_TRUTH", "MODEL_VS_MODEL", "Presenter", "Props",
-           "VIEW_OUTPUTS", "error_html", "compare_modes"]
+__all__ = ["IMAGE_VS_PREDICTION", "PREDICTION_VS_TRUTH", "MODEL_VS_MODEL", "COMPARE_MODES", "Presenter",
+           "Props", "VIEW_OUTPUTS", "error_html"]
 
 IMAGE_VS_PREDICTION = "Image ↔ prediction"
 PREDICTION_VS_TRUTH = "Prediction ↔ ground truth"
 MODEL_VS_MODEL = "Model ↔ model"
+#: The compare slider's modes. All are always offered; one a result cannot show (no ground truth,
+#: no second model yet) shows the image and the prediction, and the caption says why.
+COMPARE_MODES = (IMAGE_VS_PREDICTION, PREDICTION_VS_TRUTH, MODEL_VS_MODEL)
 
 #: Outputs that depend on the view (redrawn when classes, opacity or thresholds change).
 VIEW_OUTPUTS = ("slider", "slider_caption", "coverage", "heat", "probe", "panels", "compare", "metrics",
                 "downloads", "downloads_note")
-
-
-def compare_modes(result: SegmentationResult, other: SegmentationResult | None) -> list[str]:
-    """The slider's comparisons that `result` (and a second model's result `other`) allow."""
-    return ([IMAGE_VS_PREDICTION] + ([PREDICTION_VS_TRUTH] if result.has_truth else [])
-            + ([MODEL_VS_MODEL] if other is not None else []))
 
 
 class Props(dict):
@@ -88,6 +85,10 @@ class Presenter:
         else:
             pair = (self.service.image_picture(token, result, rendered.image, full), overlay)
             caption = f"◀ the image · prediction of **{result.model_key}** ▶"
+            if mode == PREDICTION_VS_TRUTH:
+                caption = f"No ground truth for this image, so: {caption}"
+            elif mode == MODEL_VS_MODEL:
+                caption = f"Pick a second model under *Compare two models on this image* (below). {caption}"
         size = f"{result.width} × {result.height} px"
         if not full and result.display_scale < 1:
             size = f"shown at {rendered.image.shape[1]} × {rendered.image.shape[0]} px of {size}"
@@ -109,10 +110,11 @@ class Presenter:
                heat_class: int, status: str, jaccard: bool = False) -> dict:
         """Every output for a newly shown result: `view` keeps the visitor's classes and opacity, and
         its thresholds should be the result's (the sliders are set to them). A comparison with
-        another model is dropped (it was of the previous image)."""
+        another model is dropped (it was of the previous image), and so is "prediction vs truth"
+        for an image without truth."""
         reduced = result.display_scale < 1
-        modes = compare_modes(result, None)
-        mode = mode if mode in modes else IMAGE_VS_PREDICTION
+        if mode != PREDICTION_VS_TRUTH or not result.has_truth:
+            mode = IMAGE_VS_PREDICTION
         link = json.dumps({"token": token, "origin": result.origin, "image_id": result.image_id,
                            "model": result.model_key})
         link_note = ""
@@ -125,7 +127,7 @@ class Presenter:
             "link_note": link_note,
             "full_res": Props(visible=reduced, value=bool(full) and reduced,
                               label=f"Full resolution ({result.width} × {result.height} px)"),
-            "mode": Props(choices=modes, value=mode),
+            "mode": mode,
             "thresholds": tuple(view.thresholds),
             **self.view(token, result, view, full=full, mode=mode, heat_class=heat_class, jaccard=jaccard),
         }
@@ -133,8 +135,11 @@ class Presenter:
     def compared(self, token: str, result: SegmentationResult, other_token: str, other: SegmentationResult,
                  view: View, *, full: bool, heat_class: int) -> dict:
         """The outputs once a second model's result `other` on the same image is at hand."""
-        return {"other": other_token, "error": "",
-                "mode": Props(choices=compare_modes(result, other), value=MODEL_VS_MODEL),
+        link = json.dumps({"token": token, "origin": result.origin, "image_id": result.image_id,
+                           "model": result.model_key, "other_token": other_token,
+                           "other_model": other.model_key})
+        return {"other": other_token, "error": "", "view_key": link,
+                "mode": MODEL_VS_MODEL,
                 **self.view(token, result, view, full=full, mode=MODEL_VS_MODEL, heat_class=heat_class,
                             other=other)}
 

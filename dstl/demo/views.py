@@ -32,7 +32,7 @@ from dstl.demo.result import SegmentationResult
 
 __all__ = ["View", "VIEW_DEFINITION", "RenderedView", "render_view", "heatmap", "coverage_rows",
            "metrics_rows", "coverage_html", "metrics_html", "probe_html", "status_markdown", "timing_text",
-           "picture_bytes", "save_picture", "METRICS_HEADERS", "METRICS_NOTE"]
+           "format_seconds", "picture_bytes", "save_picture", "METRICS_HEADERS", "METRICS_NOTE"]
 
 METRICS_HEADERS = ["Class", "IoU", "Dice", "Kaggle Jaccard", "Predicted", "Truth"]
 
@@ -331,7 +331,8 @@ METRICS_NOTE = ("IoU and Dice are computed on the pixel masks at full resolution
 # ------------------------------------------------------------------------------ status
 
 
-def _seconds(s: float) -> str:
+def format_seconds(s: float) -> str:
+    """"1.9 s" from a second up, "250 ms" below."""
     return f"{s:.1f} s" if s >= 1 else f"{s * 1000:.0f} ms"
 
 
@@ -347,17 +348,18 @@ def timing_text(result: SegmentationResult, *, reused: bool, request_seconds: fl
                 created: float | None = None) -> str:
     """How long this request took, and for a reused result when and how fast it was computed."""
     if not reused:
-        return f"segmented in {_seconds(request_seconds)} (model {_seconds(result.model_seconds)})"
+        return (f"segmented in {format_seconds(request_seconds)} "
+                f"(model {format_seconds(result.model_seconds)})")
     when = f", {_ago(time.time() - created)}" if created is not None else ""
-    return (f"{_seconds(request_seconds)}: a kept result was reused (it was segmented in "
-            f"{_seconds(result.seconds)}{when})")
+    return (f"{format_seconds(request_seconds)}: a kept result was reused (it was segmented in "
+            f"{format_seconds(result.seconds)}{when})")
 
 
 def status_markdown(result: SegmentationResult, note: str | None = None, timing: str | None = None) -> str:
     """The line under the controls after segmenting: what ran on what, how long, and any note."""
     truth = "ground truth ✓" if result.has_truth else "no ground truth"
     where = "dataset image" if result.origin == "dataset" else "upload"
-    timing = timing if timing is not None else f"segmented in {_seconds(result.seconds)}"
+    timing = timing if timing is not None else f"segmented in {format_seconds(result.seconds)}"
     text = (f"**{html.escape(result.image_id)}** ({where}, {result.width} × {result.height} px, {truth}) — "
             f"{html.escape(result.model_summary)} · {timing}")
     if "SYNTHETIC" in result.model_summary:
