@@ -332,11 +332,15 @@ METRICS_NOTE = ("IoU and Dice are computed on the pixel masks at full resolution
 
 
 def format_seconds(s: float) -> str:
-    """"1.9 s" from a second up, "250 ms" below."""
+    """Seconds as "1.9 s" from a second up, "250 ms" below, "<1 ms" under a millisecond."""
+    if s < 0.0005:
+        return "<1 ms"
     return f"{s:.1f} s" if s >= 1 else f"{s * 1000:.0f} ms"
 
 
 def _ago(seconds: float) -> str:
+    if seconds < 2:
+        return "just now"
     if seconds < 90:
         return f"{seconds:.0f} s ago"
     if seconds < 5400:

@@ -123,3 +123,25 @@ def test_memory_held_is_about_13_bytes_per_pixel_for_large_scenes():
     result, _, _, _ = _result(1200, 1100, truth=False)
     per_pixel = result.nbytes / (1200 * 1100)
     assert per_pixel == pytest.approx(13 * 1.25, rel=0.01)  # probs (10) + preview (3), display copies / 4
+
+
+@pytest.mark.parametrize("thr", [0.5, 0.2])
+def test_packed_masks_are_the_bit_field_of_the_full_masks(thr):
+    result, _, truth, _ = _result()
+    thresholds = [thr] * 10
+    expected = render.pack_masks(result.masks(thresholds))
+    np.testing.assert_array_equal(result.packed_masks(thresholds), expected)
+    np.testing.assert_array_equal(result.truth_packed, render.pack_masks(truth))
+
+
+def test_probe_reads_one_pixel_and_clamps_to_the_image():
+    result, probs, truth, _ = _result()
+    info = result.probe(7, 3, [0.5] * 10)
+    q = np.rint(probs[:, 3, 7] * 255) / 255
+    assert [info["probability"][k] for k in range(1, 11)] == pytest.approx(q, abs=1e-3)
+    assert info["predicted"] == [k for k in range(1, 11) if q[k - 1] >= 0.5 - 1e-9]
+    assert info["truth"] == [k for k in range(1, 11) if truth[k - 1, 3, 7]]
+    edge = result.probe(10**6, -5, [0.5] * 10)
+    assert (edge["x"], edge["y"]) == (69, 0)
+    no_truth, _, _, _ = _result(truth=False)
+    assert no_truth.probe(1, 1, [0.5] * 10)["truth"] is None

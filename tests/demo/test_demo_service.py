@@ -13,8 +13,8 @@ from dstl.bands import RGB_BANDS
 from dstl.classes import CLASSES
 from dstl.dataset import DstlDataset
 from dstl.demo.registry import ModelRegistry
-from dstl.demo.service import DemoService, Limits, ResultCache
-from dstl.demo.views import View
+from dstl.demo.service import DemoService, Limits, ResultGoneError
+from dstl.demo.views import View, format_seconds
 from dstl.engine import Predictor
 from dstl.errors import BandMismatchError, DataError, UnknownImageError
 from dstl.exports import read_geojson, read_masks_tiff
@@ -127,20 +127,85 @@ def test_upload_cache_key_is_the_content(service, tmp_path, monkeypatch):
     assert service.segment_upload([b], "rgb").result is not first
 
 
-def test_cache_is_bounded_by_memory():
-    class R:
-        def __init__(self, n):
-            self.nbytes = n
+def test_pages_hold_tokens_and_a_reused_result_says_so_truthfully(service):
+    first = service.segment_image("9001_0_0", "m20")
+    assert not first.reused and service.stored(first.token).result is first.result
+    again = service.segment_image("9001_0_0", "m20")
+    assert again.reused and again.token == first.token and again.request_seconds < first.request_seconds
+    assert first.timing().startswith("segmented in")
+    text = again.timing()
+    assert "a kept result was reused (it was segmented in" in text and ("ago" in text or "just now" in text)
+    assert again.request_seconds < 1 and text.startswith(format_seconds(again.request_seconds) + ":")
+    summary = service.summary(again.result, segmented=again)
+    assert summary["reused"] is True and summary["request_seconds"] < summary["seconds"] + 1e-9
 
-    cache = ResultCache(max_bytes=250)
-    for k in range(4):
-        cache.put((k,), R(100))
-    assert len(cache) == 2 and (3,) in cache and (2,) in cache
-    cache.get((2,))
-    cache.put((4,), R(100))
-    assert (2,) in cache and (3,) not in cache
-    cache.put((5,), R(1000))  # larger than the budget: kept alone
-    assert len(cache) == 1
+
+def test_a_result_that_is_gone_is_a_clear_error(tiny_weights, dstl_folder):
+    registry = ModelRegistry([str(tiny_weights["m20"])])
+    service = DemoService(registry, DstlDataset(dstl_folder), cache_bytes=0)  # keeps the newest only
+    a = service.segment_image("9001_0_0", "m20")
+    b = service.segment_image("9001_1_2", "m20")
+    assert service.stored(b.token).result is b.result
+    with pytest.raises(ResultGoneError, match="no longer kept on the server .*segment the image again"):
+        service.stored(a.token)
+    # Without reuse every request runs the model.
+    assert not service.segment_image("9001_1_2", "m20").reused
+
+
+def test_a_pinned_result_outlives_the_memory_bound(tiny_weights, dstl_folder):
+    registry = ModelRegistry([str(tiny_weights["m20"])])
+    service = DemoService(registry, DstlDataset(dstl_folder), cache_bytes=0)
+    pinned = service.segment_image("9001_0_0", None, pin=True)
+    for image_id in ("9001_1_2", "9002_3_4"):
+        service.segment_image(image_id, "m20")
+    assert service.stored(pinned.token).result is pinned.result
+
+
+def test_an_8_bit_photo_is_matched_to_the_models_statistics_and_the_page_is_told(service, tmp_path):
+    photo = _photo(tmp_path, "bright.png")
+    result = service.segment_upload([photo], "rgb").result
+    assert result.radiometry.startswith("8-bit image") and "standard deviations" in result.radiometry
+    # The preview is the photo itself.
+    np.testing.assert_array_equal(result.preview, np.asarray(Image.open(photo)))
+    # And the model saw the matched bands: the same probabilities as the engine on them.
+    from dstl.demo.radiometry import match_bands
+    from dstl.scene import read_image
+
+    loaded = service.registry.load("rgb")
+    matched, _ = match_bands(read_image(photo), loaded.config.normalization)
+    direct = Predictor(loaded).predict(matched).probs
+    assert np.abs(result.probs.astype(np.float32) / 255 - direct).max() <= 0.5 / 255 + 1e-6
+    assert service.summary(result)["input_adjustment"] == result.radiometry
+
+
+def test_a_16_bit_image_is_used_as_counts_and_flagged_when_far_off(service, tmp_path, monkeypatch):
+    import tifffile
+
+    from dstl.normalization import BandStats
+
+    # DSTL-like statistics (the tiny test model's are the identity): 11-bit RGB is dark.
+    monkeypatch.setattr(service.registry.load("rgb").config, "normalization",
+                        BandStats(RGB_BANDS, (0.12, 0.13, 0.09), (0.066, 0.041, 0.037)))
+
+    folder = tmp_path / "t16"
+    folder.mkdir()
+    tifffile.imwrite(folder / "bright.tif", np.full((3, 40, 40), 60000, np.uint16), photometric="rgb",
+                     planarconfig="separate")
+    result = service.segment_upload([folder / "bright.tif"], "rgb").result
+    assert result.radiometry.startswith("16-bit image used as sensor counts") and "poor" in result.radiometry
+
+
+def test_a_second_model_on_the_same_image(service, tmp_path):
+    seg = service.segment_image("9001_0_0", "m20")
+    other = service.segment_with(seg.token, "rgb")
+    assert other.result.model_key == "rgb" and other.result.image_id == "9001_0_0"
+    photo = _photo(tmp_path, "p.png")
+    up = service.segment_upload([photo], "rgb")
+    assert service.segment_with(up.token, "rgb", [photo]).token == up.token  # same files: reused
+    with pytest.raises(DataError, match="the upload box no longer holds p"):
+        service.segment_with(up.token, "rgb", [_photo(tmp_path, "q.png", size=(40, 40))])
+    with pytest.raises(BandMismatchError):
+        service.segment_with(up.token, "m20", [photo])
 
 
 def test_downloads_of_the_current_view_are_complete_and_readable(service):
@@ -150,16 +215,33 @@ def test_downloads_of_the_current_view_are_complete_and_readable(service):
     assert [p.name for p in paths] == ["9001_0_0_masks.tif", "9001_0_0.csv", "9001_0_0.geojson",
                                        "9001_0_0_overlay.png", "9001_0_0_metrics.json"]
     assert len({p.parent for p in paths}) == 1
+    # Every file holds the shown classes (1 and 5) only, at the view's thresholds.
     masks = read_masks_tiff(paths[0], (64, 72))
-    np.testing.assert_array_equal(masks, result.masks(view.thresholds))
+    expected = result.masks(view.thresholds)
+    expected[[k - 1 for k in range(1, 11) if k not in (1, 5)]] = 0
+    np.testing.assert_array_equal(masks, expected)
     with open(paths[1], newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["ImageId", "ClassType", "MultipolygonWKT"] and len(rows) == 11
-    assert read_geojson(paths[2]).image_id == "9001_0_0"
+    assert all(r[2] == "MULTIPOLYGON EMPTY" for r in rows[1:] if r[1] not in ("1", "5"))
+    geo = read_geojson(paths[2])
+    assert geo.image_id == "9001_0_0"
+    assert all(geo.grid[k].is_empty for k in range(1, 11) if k not in (1, 5))
     overlay = np.asarray(Image.open(paths[3]))
     assert overlay.shape[1] == 72 and overlay.shape[0] > 64  # full resolution, legend below
     metrics = json.loads(paths[4].read_text())
-    assert metrics["thresholds"]["Buildings"] == 0.3 and metrics["metrics"]["mean"]["iou"] is not None
+    assert list(metrics["thresholds"]) == ["Buildings", "Trees"] and metrics["thresholds"]["Buildings"] == 0.3
+    assert list(metrics["metrics"]["per_class"]) == ["Buildings", "Trees"]
+    assert set(metrics["metrics"]["mean_over"]) <= {1, 5} and metrics["metrics"]["mean"]["iou"] is not None
+    # The view's definition is written into every file that can hold it.
+    import tifffile
+
+    with tifffile.TiffFile(paths[0]) as tif:
+        assert json.loads(tif.pages.first.description)["view"]["classes_shown"] == [1, 5]
+    assert json.loads(paths[2].read_text())["view"]["classes_shown"] == [1, 5]
+    assert json.loads(Image.open(paths[3]).text["dstl:view"])["classes_shown"] == [1, 5]
+    assert metrics["view"]["classes_shown"] == [1, 5]
+    assert "hidden class is empty" in metrics["view"]["definition"]
     # An upload: no metrics file; a fresh folder per export.
     photo_paths = service.export(service.segment_upload([_photo_in(service)], "rgb").result, view)
     assert [p.suffix for p in photo_paths] == [".tif", ".csv", ".geojson", ".png"]

@@ -65,3 +65,16 @@ def test_build_service_serves_the_given_weights_and_data(tiny_weights, dstl_fold
 def test_build_service_without_any_weights_says_so(dstl_folder):
     with pytest.raises(WeightsError, match="no weights to serve"):
         build_service(parse_args(["--data", str(dstl_folder), "--no-bundled"], env={}))
+
+
+def test_mcp_needs_the_mcp_package(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mcp" else real(name, *a))
+    with pytest.raises(DstlError, match=r"--mcp needs the mcp package, which is not installed: pip install"):
+        parse_args(["--mcp"], env={})
+    with pytest.raises(DstlError, match="--mcp needs the mcp package"):
+        parse_args([], env={"DSTL_MCP": "1"})
+    assert parse_args([], env={}).mcp is False

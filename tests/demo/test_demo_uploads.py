@@ -9,7 +9,7 @@ from PIL import Image
 
 from dstl.bands import ALL_BANDS, RGB_BANDS
 from dstl.dataset import DstlDataset
-from dstl.demo.uploads import read_upload, safe_label
+from dstl.demo.uploads import image_bit_depth, read_upload, safe_label, upload_preview
 from dstl.errors import DataError
 
 BIG = 10**9
@@ -128,10 +128,44 @@ def test_four_files_that_are_not_one_images_products_are_refused(tmp_path, dstl_
         read_upload(paths, max_bytes=BIG, max_pixels=BIG)
 
 
-def test_other_file_counts_are_refused(tmp_path, dstl_folder):
-    paths = _dstl_upload(tmp_path, dstl_folder, "9001_0_0", {"3": "a.tif", "P": "a_P.tif", "M": "a_M.tif"})
-    with pytest.raises(DataError, match="3 files uploaded"):
+@pytest.mark.parametrize("given, missing", [
+    ("3PM", "9001_0_0_A.tif is missing"),
+    ("PMA", "9001_0_0.tif is missing"),
+    ("3A", "9001_0_0_P.tif and 9001_0_0_M.tif are missing"),
+])
+def test_a_missing_dstl_product_is_named(tmp_path, dstl_folder, given, missing):
+    names = {p: ("9001_0_0.tif" if p == "3" else f"9001_0_0_{p}.tif") for p in given}
+    paths = _dstl_upload(tmp_path, dstl_folder, "9001_0_0", names)
+    message = f"{len(given)} of the four DSTL TIFFs of 9001_0_0 given .*: {missing}"
+    with pytest.raises(DataError, match=message):
         read_upload(paths, max_bytes=BIG, max_pixels=BIG)
+    with pytest.raises(DataError, match=missing):  # the preview says the same, before anything runs
+        upload_preview(paths, max_bytes=BIG, max_pixels=BIG)
+
+
+def test_upload_preview_is_a_small_picture_and_says_what_the_upload_is(tmp_path, dstl_folder):
+    photo = _png(tmp_path, "field.png", size=(40, 50))
+    picture, text = upload_preview([photo], max_bytes=BIG, max_pixels=BIG, side=25)
+    assert picture.dtype == np.uint8 and picture.shape == (20, 25, 3)
+    assert text.startswith("field.png: 8-bit RGB image, 50 × 40 px") and "matched" in text
+    # An 8-bit photo is shown as it is (block means of its pixels), not contrast-stretched.
+    block_means = np.asarray(Image.open(photo)).reshape(20, 2, 25, 2, 3).mean(axis=(1, 3))
+    np.testing.assert_allclose(picture, block_means, atol=1)
+    paths = _dstl_upload(tmp_path, dstl_folder, "9001_1_2")
+    picture, text = upload_preview(paths, max_bytes=BIG, max_pixels=BIG)
+    assert picture.shape[:2] == (67, 61) and text.startswith("9001_1_2: the four DSTL TIFFs, 61 × 67 px")
+    with pytest.raises(DataError, match="megapixels"):
+        upload_preview([photo], max_bytes=BIG, max_pixels=100)
+
+
+def test_bit_depth_comes_from_the_header(tmp_path):
+    assert image_bit_depth(_png(tmp_path, "a.png")) == 8
+    tif = _upload_dir(tmp_path, 7) / "b.tif"
+    tifffile.imwrite(tif, np.full((3, 33, 35), 300, np.uint16), photometric="rgb", planarconfig="separate")
+    assert image_bit_depth(tif) == 16
+    gray16 = _upload_dir(tmp_path, 8) / "c.png"
+    Image.fromarray(np.full((33, 35), 300, np.uint16)).save(gray16)
+    assert image_bit_depth(gray16) == 16
 
 
 def test_labels_are_display_only_and_path_free():
