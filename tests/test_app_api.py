@@ -60,12 +60,52 @@ def photo(folder: Path, name="photo.png", size=(80, 90), seed=0) -> Path:
     return folder / name
 
 
-def test_segment_is_the_only_public_endpoint(client):
+def test_segment_is_the_only_public_endpoint_and_every_parameter_has_a_default(client):
     api = client.view_api(return_format="dict", print_info=False)
     assert list(api["named_endpoints"]) == ["/segment"]
     assert api["unnamed_endpoints"] == {}
-    params = [p["parameter_name"] for p in api["named_endpoints"]["/segment"]["parameters"]]
-    assert params == ["model", "image_id", "files"]
+    params = api["named_endpoints"]["/segment"]["parameters"]
+    assert [p["parameter_name"] for p in params] == ["model", "image_id", "files"]
+    assert [(p["parameter_has_default"], p["parameter_default"]) for p in params] == \
+        [(True, ""), (True, ""), (True, None)]
+
+
+def test_only_image_id_or_only_files_is_enough(client, server, tmp_path):
+    labelled = server["service"].dataset.train_ids[0]
+    _, summary = client.predict(image_id=labelled, api_name="/segment")
+    assert summary["image_id"] == labelled and summary["model"] == "m20"
+    assert summary["reused"] is False and 0 < summary["request_seconds"]
+    _, summary = client.predict(files=[handle_file(str(photo(tmp_path / "d")))], api_name="/segment")
+    assert summary["source"] == "upload" and summary["model"] == "rgb"
+    assert summary["input_adjustment"].startswith("8-bit image")
+
+
+def test_a_server_file_that_was_never_uploaded_is_refused_with_a_message(server):
+    # A raw request (gradio_client would upload a local file first): it names a file on the server.
+    base = server["url"].rstrip("/")
+    body = json.dumps({"data": ["", "", [{"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}]]})
+    request = urllib.request.Request(f"{base}/gradio_api/call/segment", data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        event_id = json.loads(r.read())["event_id"]
+    with urllib.request.urlopen(f"{base}/gradio_api/call/segment/{event_id}", timeout=120) as r:
+        stream = r.read().decode()
+    assert "event: error" in stream
+    message = stream.split("event: error", 1)[1].split("data:", 1)[1].strip()
+    assert message not in ("", "null") and "/etc/hostname" in message and "not uploaded" in message
+
+
+def test_the_api_example_in_app_py_names_an_image_of_the_default_dataset(tmp_path):
+    import re
+
+    from dstl.dataset import DstlDataset
+    from dstl.demo.data import ensure_demo_dataset
+
+    ids = set(re.findall(r'image_id="([^"]+)"', (ROOT / "app.py").read_text().split('"""')[1]))
+    assert ids, "app.py's docstring shows no image_id example"
+    dataset = DstlDataset(ensure_demo_dataset(tmp_path / "demo", log=lambda message: None))
+    assert ids <= set(dataset.image_ids)
+    assert all(dataset.has_labels(i) for i in ids)
 
 
 def test_pick_a_labelled_image_by_id_returns_the_overlay_and_metrics(client, server):
@@ -112,6 +152,7 @@ def test_upload_the_four_dstl_tiffs_of_one_image_uses_the_20_band_model(client, 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"image_id": "6120_2_2"}, "unknown image id '6120_2_2'"),
+    ({"model": "m20"}, "no image id given"),
     ({"image_id": "../three_band/x"}, "unknown image id"),
     ({}, "no image id given"),
     ({"model": "nope", "image_id": "synth_9100_0_0"}, "unknown model 'nope'; choose one of: m20, rgb"),
