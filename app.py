@@ -178,7 +178,7 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
                             example_labels=["RGB photo: an 8-bit JPEG of a synthetic scene"]
                             + ([f"The four DSTL TIFFs of {four[0].stem}"] if four else []),
                             elem_id="dstl-upload-examples")
-                link_btn = gr.Button("🔗 Copy a link to this view", size="md", elem_id="dstl-link")
+                link_btn = gr.Button("Copy a link to this view", size="md", elem_id="dstl-link")
                 link_box = gr.Textbox(label="Link to this view (copied to the clipboard where the browser "
                                             "allows)", interactive=False, visible=False, buttons=["copy"],
                                       elem_id="dstl-link-box")
