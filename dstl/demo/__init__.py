@@ -8,10 +8,13 @@
 - `store`: finished results kept server-side under random tokens (what pages and links hold), LRU
   bounded by memory.
 - `views`: the current view (shown classes, thresholds) and its pictures, coverage, metrics.
+- `presenter`: every output of the page for a result seen through a view (one consistent state).
+- `links`: links to a view (`?view=`), written by the page and read back by the server.
 - `downloads`: the files of the current view (masks TIFF, GeoJSON, CSV rows, overlay PNG, metrics).
 - `service`: segmenting a dataset image or an upload, reusing kept results.
 - `gpu`: where the model runs (CPU, GPU, or a ZeroGPU Space's GPU inside `spaces.GPU`).
 - `examples`: the page's examples (dataset thumbnails, a shipped RGB photo, four DSTL TIFFs).
+- `page`: the page's fixed text and CSS.
 - `data`, `settings`: the dataset served (bundled synthetic set made on first run) and the flags.
 """
 

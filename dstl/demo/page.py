@@ -119,6 +119,7 @@ table.dstl-metrics tr.dstl-mean td { font-weight: 700; border-top: 2px solid var
 @media (max-width: 720px) {
   .gradio-container .main { padding-left: 8px !important; padding-right: 8px !important; }
   #dstl-results { order: -1; }
+  #dstl-mode label { padding: 4px 10px; font-size: 0.85rem; }
   #dstl-header { padding: 10px 14px; border-radius: 10px; }
   #dstl-header h1 { font-size: 1.15rem; margin: 0; }
   #dstl-header h1 svg { width: 22px; height: 22px; }
