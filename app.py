@@ -459,6 +459,13 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
             Returns the overlay of all classes on the RGB preview (PNG, full resolution, legend below)
             and a JSON summary: image size, model, bands, timing, per-class coverage and, for labelled
             dataset images, per-class IoU, Dice and Kaggle Jaccard ("metrics"; null otherwise).
+
+            Args:
+                model: a model key of the demo's model menu; "" (the default) picks the model that
+                    reads the most of the image's bands.
+                image_id: an image id of the dataset the demo serves (give this or files).
+                files: one RGB image (PNG, JPEG or TIFF), or the four DSTL TIFFs of one image
+                    (ID.tif, ID_P.tif, ID_M.tif, ID_A.tif); give this or image_id.
             """
             files = [f for f in (files or []) if f]
             image_id = (image_id or "").strip()
