@@ -3,8 +3,8 @@
 The real 3-band and P images are not public (only the A products of the 25 training images and one
 test image are, see ../shared/real/README.md), yet the pixel size of an image decides how its label
 polygons rasterise. Two real sizes are known exactly; for the others the 3-band size is estimated
-from the A (SWIR) product's size: the 3-band grid is ~25x finer than A's, and in the two known
-images the ratio is 24.84-24.99 per axis.
+from the A (SWIR) product's size: the 3-band grid is ~25x finer than A's; in the two known images
+the ratio is 24.99 for rows and 24.84-24.97 for columns.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ KNOWN_THREE_BAND_SIZES: dict[str, tuple[int, int]] = {
     "6120_2_2": (3348, 3403),  # A 134 x 137
 }
 
-#: 3-band pixels per A pixel: the mean of the four per-axis ratios of the two known images
-#: (3349/134, 3396/136, 3348/134, 3403/137). Estimates are then within ~0.5 % (~15 px) of them.
-A_TO_THREE_BAND = (3349 / 134 + 3396 / 136 + 3348 / 134 + 3403 / 137) / 4
+#: 3-band pixels per A pixel, (rows, columns): the mean ratio of each axis over the two known
+#: images ((3349/134 + 3348/134) / 2, (3396/136 + 3403/137) / 2). Rows are then exact for both
+#: known images, columns within 9 px.
+A_TO_THREE_BAND = ((3349 / 134 + 3348 / 134) / 2, (3396 / 136 + 3403 / 137) / 2)
 
 
 def three_band_size(image_id: str, a_shape: tuple[int, int]) -> tuple[tuple[int, int], bool]:
@@ -31,4 +32,4 @@ def three_band_size(image_id: str, a_shape: tuple[int, int]) -> tuple[tuple[int,
     if image_id in KNOWN_THREE_BAND_SIZES:
         return KNOWN_THREE_BAND_SIZES[image_id], True
     h, w = a_shape
-    return (round(h * A_TO_THREE_BAND), round(w * A_TO_THREE_BAND)), False
+    return (round(h * A_TO_THREE_BAND[0]), round(w * A_TO_THREE_BAND[1])), False
