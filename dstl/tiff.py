@@ -26,8 +26,10 @@ from dstl.atomic import atomic_path
 from dstl.errors import DataError
 from dstl.limits import check_pixels
 
-# tifffile logs its own warning for a corrupt file; we raise a DataError that says it in one line.
-logging.getLogger("tifffile").setLevel(logging.ERROR)
+# tifffile logs its own warnings and errors for a corrupt or forged file (e.g. a header whose size
+# disagrees with its strip counts); we raise a DataError that says it in one line, so its log lines
+# would only break that line.
+logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 __all__ = ["TiffHeader", "read_tiff", "read_tiff_header", "read_tiff_shape", "write_tiff"]
 
