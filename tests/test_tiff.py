@@ -172,8 +172,8 @@ def test_image_size_limit_checked_before_reading(tmp_path, monkeypatch):
     cut(tmp_path / "big.tif", 0.9)  # truncated too: the size check must come first
     monkeypatch.setenv("DSTL_MAX_IMAGE_MEGAPIXELS", "0.002")  # 2000 px; the bands do not count
     for bands in (3, None):
-        with pytest.raises(DataError, match=r"big\.tif: image of 40 x 60 px .* larger than the limit of 0.002 "
-                                            "megapixels; .*DSTL_MAX_IMAGE_MEGAPIXELS=1"):
+        with pytest.raises(DataError, match=r"big\.tif: image of 40 x 60 px .* larger than the limit of "
+                                            "0.002 megapixels; .*DSTL_MAX_IMAGE_MEGAPIXELS=1"):
             read_tiff(tmp_path / "big.tif", bands=bands)
 
 
