@@ -11,6 +11,7 @@ from dstl.bands import A_BANDS, ALL_BANDS, M_BANDS, RGB_BANDS
 from dstl.dataset import DstlDataset
 from dstl.errors import BandMismatchError, DataError
 from dstl.limits import MAX_MEGAPIXELS_ENV, MIN_SIDE
+from dstl.real_sizes import KNOWN_THREE_BAND_SIZES
 from dstl.scene import (
     PRODUCT_SIZE_TOLERANCE,
     read_grid,
@@ -258,9 +259,10 @@ def test_the_tolerance_is_two_product_pixels_per_side(tmp_path, forge_tiff_heade
 
 def test_real_product_sizes_fit(tmp_path, forge_tiff_header):
     """The real sizes of 6010_1_2 and 6120_2_2 (shared/real/README.md), as headers: all accepted."""
-    real = {"6010_1_2": {"3": (3349, 3396), "P": (3348, 3396), "M": (837, 849), "A": (134, 136)},
-            "6120_2_2": {"3": (3348, 3403), "P": (3348, 3403), "M": (837, 851), "A": (134, 137)}}
+    real = {"6010_1_2": {"P": (3348, 3396), "M": (837, 849), "A": (134, 136)},
+            "6120_2_2": {"P": (3348, 3403), "M": (837, 851), "A": (134, 137)}}
     for image_id, sizes in real.items():
+        sizes["3"] = KNOWN_THREE_BAND_SIZES[image_id]
         files = {p: forge_tiff_header(tmp_path / f"{image_id}_{p}.tif", ((3,) if p == "3" else () if p == "P"
                                                                         else (8,)) + sizes[p])
                  for p in sizes}
@@ -278,7 +280,7 @@ def _real_three_band_sizes() -> dict[str, tuple[int, int]]:
     with open(REAL / "grid_sizes.csv") as f:
         for row in list(csv.reader(f))[1:]:
             sizes[row[0]] = (round(-float(row[2]) * px_per_unit), round(float(row[1]) * px_per_unit))
-    assert sizes["6010_1_2"] == (3349, 3396) and sizes["6120_2_2"] == (3348, 3403)  # the known ones
+    assert all(sizes[i] == known for i, known in KNOWN_THREE_BAND_SIZES.items())
     return sizes
 
 
