@@ -69,15 +69,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from dstl import limits
 from dstl.classes import NUM_CLASSES
 from dstl.errors import BandMismatchError, DstlError, WeightsError
 from dstl.normalization import BandStats
 from dstl.scene import Scene
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-
-#: Default largest scene (pixels) the engine accepts: the accumulator needs 40 bytes per pixel.
-MAX_PIXELS = 64_000_000
 
 #: "auto" picks int8 on a CPU only when a scene has at least this many tile passes: building the
 #: int8 model costs about as much as ~20 fp32 tiles of the default UNet, calibrating it for a
@@ -578,13 +576,14 @@ class Predictor:
         tta: average over the 8 flips/rotations by default in `predict`.
         precision: "auto", "fp32", "bf16" or "int8" (see the module docstring).
         device: "cpu", "cuda", a torch.device, or None for CUDA if available else CPU.
-        max_pixels: largest scene accepted (DstlError beyond).
+        max_pixels: largest scene accepted, in pixels (DstlError beyond; the accumulators need
+            40 bytes per pixel); default the image size limit of `dstl.limits.max_pixels()`.
     """
 
     def __init__(self, model, *, bands: Sequence[str] | None = None, normalization: BandStats | None = None,
                  thresholds=None, tile_size: int | None = None, overlap: int | None = None,
                  batch_size: int | None = None, tta: bool = False, precision: str = "auto",
-                 device: str | torch.device | None = None, max_pixels: int = MAX_PIXELS):
+                 device: str | torch.device | None = None, max_pixels: int | None = None):
         config = getattr(model, "config", None)
         module = model.module if hasattr(model, "module") and config is not None else model
         if not isinstance(module, nn.Module):
@@ -622,7 +621,9 @@ class Predictor:
         if self.batch_size < 1:
             raise DstlError(f"batch size must be >= 1, got {self.batch_size}")
         self.tta = bool(tta)
-        self.max_pixels = int(max_pixels)
+        # The shared image size limit unless the caller chose one (then the environment cannot raise it).
+        self._limit_hint = max_pixels is None
+        self.max_pixels = limits.max_pixels() if max_pixels is None else int(max_pixels)
         _sensible_threads()
         self.module = module.to(self.device).to(memory_format=torch.channels_last)
         self._int8: Int8Model | None = None  # built on first int8 use, rebuilt if the weights change
@@ -666,7 +667,8 @@ class Predictor:
             raise DstlError(f"scene {scene.image_id} is empty ({h}x{w} pixels)")
         if h * w > self.max_pixels:
             raise DstlError(f"scene {scene.image_id} is {h}x{w} = {h * w / 1e6:.0f} M pixels, more than the "
-                            f"limit of {self.max_pixels / 1e6:.0f} M; crop it first")
+                            f"limit of {self.max_pixels / 1e6:g} M; crop it first"
+                            + (f" ({limits.raise_hint(h * w)})" if self._limit_hint else ""))
         plan = self.plan(h, w)
         n_aug = 8 if tta else 1
         precision = self.resolve_precision(plan.n_tiles * n_aug)
