@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from dstl import engine
+from dstl import autotune, engine, runners
 from dstl.bands import ALL_BANDS, RGB_BANDS
 from dstl.classes import NUM_CLASSES
 from dstl.engine import (
@@ -334,14 +334,68 @@ def test_int8_result_depends_only_on_the_model_and_the_scene():
     assert np.abs(used.predict(b).probs - fp32).mean() < 0.01
 
 
-def test_auto_precision_follows_the_cpu_and_the_amount_of_work(monkeypatch):
-    p = Predictor(PickChannels(3), bands=RGB_BANDS, tile_size=32, device="cpu")
-    cases = [({"avx512f"}, "fp32", "fp32"), ({"avx512_vnni"}, "fp32", "int8"),
-             ({"avx512_vnni", "amx_bf16"}, "bf16", "bf16"), ({"avx512_bf16"}, "bf16", "bf16")]
-    for flags, few, many in cases:
-        monkeypatch.setattr(engine, "cpu_flags", lambda flags=flags: frozenset(flags))
-        assert (p.resolve_precision(1), p.resolve_precision(10_000)) == (few, many), flags
+def fake_measurement(seconds: dict[str, float], build: float = 1.0):
+    """A stand-in for `autotune.measure_speeds` that reports fixed per-tile times (and still
+    builds nothing), with a counter of how often it was asked."""
+    calls = []
+
+    def measure(builders, **kwargs):
+        calls.append(sorted(builders))
+        out = {}
+        for name in builders:
+            key = "int8" if name.startswith("int8-") else name
+            if key in seconds:
+                s = seconds[key] * (1.0 if name in ("fp32", "bf16", "int8-onednn") else 1.5)
+                out[name] = {"build": build, "warmup": s, "runs": [s, s], "seconds": s}
+        return out
+
+    measure.calls = calls
+    return measure
+
+
+@pytest.mark.parametrize("seconds, few, many", [
+    ({"fp32": 1.0, "bf16": 0.5, "int8": 0.4}, "bf16", "int8"),   # AMX: bf16 at once, int8 pays later
+    ({"fp32": 1.0, "bf16": 4.0, "int8": 0.5}, "fp32", "int8"),   # VNNI without native bf16
+    ({"fp32": 1.0, "int8": 0.95}, "fp32", "fp32"),               # int8 barely faster: not worth it
+    ({"fp32": 1.0}, "fp32", "fp32"),                             # only fp32 could be measured
+])
+def test_auto_precision_follows_the_measured_speeds_and_the_amount_of_work(monkeypatch, seconds, few, many):
+    autotune.clear_cache()
+    fake = fake_measurement(seconds)
+    monkeypatch.setattr(autotune, "measure_speeds", fake)
+    p = Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=32, device="cpu")
+    assert (p.resolve_precision(1), p.resolve_precision(10_000)) == (few, many)
+    assert p.speed_profile().tile_seconds == seconds
+    if "int8" in seconds:
+        assert p.speed_profile().int8_engine == "onednn"  # the faster engine of the fake timings
+    # measured once per process for this architecture and tile size, not per predictor
+    Predictor(small_convnet(3, seed=5), bands=RGB_BANDS, tile_size=32, device="cpu").resolve_precision(1)
+    assert len(fake.calls) == 1
+    Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=64, device="cpu").resolve_precision(1)
+    assert len(fake.calls) == 2
+    # an explicit precision never measures
     assert Predictor(PickChannels(3), bands=RGB_BANDS, precision="fp32").resolve_precision(10_000) == "fp32"
+    assert len(fake.calls) == 2
+    autotune.clear_cache()
+
+
+def test_auto_measures_for_real_and_keeps_the_int8_model_it_built():
+    # No timing is asserted: only that the probe ran every candidate it could and that its
+    # decision is one of them.
+    autotune.clear_cache()
+    scene = smooth_scene(96, 128, bands=RGB_BANDS)
+    p = Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=64, device="cpu")
+    profile = p.speed_profile()
+    assert profile.tile_seconds["fp32"] > 0
+    assert set(profile.tile_seconds) <= {"fp32", "bf16", "int8"}
+    assert {"fp32", "bf16"} | {f"int8-{e}" for e in runners.int8_engines()} == set(profile.details)
+    if "int8" in profile.tile_seconds:
+        assert p._int8 is not None and p._int8.engine == profile.int8_engine
+    pred = p.predict(scene)
+    assert pred.info["precision"] in profile.tile_seconds
+    fp32 = predict(scene, small_convnet(3), bands=RGB_BANDS, tile_size=64, precision="fp32")
+    assert (pred.masks() == fp32.masks()).mean() > 0.98
+    autotune.clear_cache()
 
 
 def test_bad_options_are_clear_errors():
