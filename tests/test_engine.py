@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from dstl import autotune, engine, runners
+from dstl import autotune, runners
 from dstl.bands import ALL_BANDS, RGB_BANDS
 from dstl.classes import NUM_CLASSES
 from dstl.engine import (
