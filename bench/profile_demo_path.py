@@ -49,9 +49,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dstl.atomic import write_text_atomic  # noqa: E402
+import isa_caps  # noqa: E402  (bench/, beside this script)
 
-AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
+from dstl.atomic import write_text_atomic  # noqa: E402
 
 #: Stages in the order the path runs them; the first group ends when the overlay is on the page.
 PICTURE_STAGES = ("read", "preview", "truth", "engine", "result", "view", "pictures")
@@ -223,24 +223,6 @@ def worker(args) -> None:
 # Parent side
 
 
-def check_emulation(env: dict) -> dict:
-    """Run a tiny conv under `env` and report what ATen, oneDNN and FBGEMM actually used."""
-    code = ("import torch, warnings\n"
-            "warnings.simplefilter('ignore')\n"
-            "print('ATEN', torch.backends.cpu.get_cpu_capability(), flush=True)\n"
-            "x = torch.randn(1, 16, 64, 64).contiguous(memory_format=torch.channels_last)\n"
-            "with torch.no_grad(): torch.nn.Conv2d(16, 16, 3, padding=1)(x)\n")
-    res = subprocess.run([sys.executable, "-c", code], env={**env, "ONEDNN_VERBOSE": "1"},
-                         capture_output=True, text=True, timeout=300)
-    out = res.stdout + res.stderr
-    aten = next((ln.split()[1] for ln in out.splitlines() if ln.startswith("ATEN ")), "?")
-    isa = next((ln.split("isa:", 1)[1].strip() for ln in out.splitlines() if "isa:" in ln), "?")
-    kernels = sorted({part for ln in out.splitlines() if ",convolution," in ln
-                      for part in ln.split(",") if part.startswith(("jit:", "brg", "gemm:"))})
-    return {"aten_capability": aten, "onednn_isa": isa, "onednn_conv_kernels": kernels,
-            "fbgemm_cap": env.get("FBGEMM_ENABLE_INSTRUCTIONS", "")}
-
-
 def make_cases(cases: list[dict], tmp: Path, seed: int) -> None:
     """Write one labelled synthetic dataset per dataset size, and PNGs for upload cases."""
     from dstl.dataset import DstlDataset
@@ -303,9 +285,7 @@ def markdown(result: dict) -> str:
     lines = []
     for label, cases in result["runs"].items():
         names = list(cases)
-        emu = result["emulation"][label]
-        lines += [f"**{label}** (ATen {emu['aten_capability']}, oneDNN {emu['onednn_isa']}"
-                  + (f", FBGEMM capped to {emu['fbgemm_cap']}" if emu["fbgemm_cap"] else "") + ")", "",
+        lines += [f"**{label}** ({isa_caps.describe(result['emulation'][label])})", "",
                   "| stage | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
 
         def row(title, get, fmt="{:.2f}", names=names, cases=cases, lines=lines):
@@ -355,8 +335,8 @@ def main(argv=None) -> dict:
 
     envs = {"native": dict(os.environ)}
     if args.emulate_avx2:
-        envs["emulated AVX2"] = {**os.environ, **AVX2_ENV}
-    emulation = {label: check_emulation(env) for label, env in envs.items()}
+        envs["emulated AVX2"] = {**os.environ, **isa_caps.AVX2_ENV}
+    emulation = {label: isa_caps.check(env) for label, env in envs.items()}
     if args.emulate_avx2 and emulation["emulated AVX2"]["aten_capability"] != "AVX2":
         raise SystemExit(f"the AVX2 caps did not take effect: {emulation['emulated AVX2']}")
     started = time.perf_counter()
