@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from dstl import autotune, runners
+from dstl import autotune, engine, runners
 from dstl.bands import ALL_BANDS, RGB_BANDS
 from dstl.classes import NUM_CLASSES
 from dstl.engine import (
@@ -129,7 +129,8 @@ def test_pointwise_model_is_reproduced_exactly_across_tiles(size):
 def test_constant_model_gives_a_seamless_constant_map():
     values = np.linspace(-3, 3, NUM_CLASSES)
     scene = random_scene(190, 250)
-    pred = predict(scene, Constant(values), bands=ALL_BANDS, tile_size=64, overlap=24, precision="fp32")
+    pred = predict(scene, Constant(values), bands=ALL_BANDS, tile_size=64, overlap=24, max_tile_size=64,
+                   precision="fp32")
     want = sigmoid(values).astype(np.float32)[:, None, None]
     np.testing.assert_allclose(pred.probs, np.broadcast_to(want, pred.probs.shape), rtol=0, atol=1e-6)
     assert pred.info["tiles"] > 9  # several tiles in both directions, so borders were crossed
@@ -145,6 +146,27 @@ def test_tile_plan_covers_every_pixel_with_margin_and_centred():
             assert abs((ys[-1] + tile - n) - (-ys[0])) <= 1  # centred
             sy, _ = plan.weight_sums()
             assert sy.shape == (n,) and np.all(sy > 0)
+
+
+def test_tiles_grow_to_compute_fewer_pixels():
+    # a 512 x 512 image: four 320 px tiles (409,600 px) instead of nine 256 px ones (589,824 px)
+    assert engine.fit_tile(512, 512, 256, 512, 64) == 320
+    assert engine.fit_tile(512, 512, 256, 256, 64) == 256  # fixed tile size
+    for h, w in [(1, 1), (100, 700), (512, 512), (3350, 3400), (1800, 2400)]:
+        t = engine.fit_tile(h, w, 256, 512, 64)
+        assert 256 <= t <= 512 and t % 32 == 0
+        px = TilePlan.for_scene(h, w, t, 64).n_tiles * t * t
+        assert all(px <= TilePlan.for_scene(h, w, u, 64).n_tiles * u * u for u in range(256, 513, 32))
+    p = Predictor(PickChannels(3), bands=RGB_BANDS, tile_size=256, batch_size=4, precision="fp32")
+    assert p.plan(512, 512).tile == 320 and p.plan(512, 512).n_tiles == 4
+    assert p.batch_for(256) == 4 and p.batch_for(320) == 2 and p.batch_for(512) == 1
+    scene = random_scene(512, 512, bands=RGB_BANDS)
+    pred = p.predict(scene)
+    assert (pred.info["tile_size"], pred.info["tiles"], pred.info["batch_size"]) == (320, 4, 2)
+    want = expected_pointwise(scene, BandStats.identity(RGB_BANDS), RGB_BANDS)
+    np.testing.assert_allclose(pred.probs, want, atol=2e-6)
+    with pytest.raises(DstlError, match="max tile size"):
+        Predictor(PickChannels(3), bands=RGB_BANDS, tile_size=256, max_tile_size=224)
 
 
 def test_blend_window_is_positive_flat_topped_and_a_partition_of_unity():
@@ -489,7 +511,7 @@ def test_streaming_never_copies_the_scene():
     result_bytes = NUM_CLASSES * h * w * 4
     for bands in (ALL_BANDS, ("A1", "R", "M3")):
         p = Predictor(PickChannels(len(bands)), bands=bands, tile_size=128, overlap=32, batch_size=1,
-                      precision="fp32")
+                      max_tile_size=128, precision="fp32")
         tracemalloc.start()
         try:
             p.predict(scene)
