@@ -93,7 +93,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 #: Default largest scene (pixels) the engine accepts: the accumulator needs 40 bytes per pixel.
 MAX_PIXELS = 64_000_000
 
-#: Tiles used to calibrate int8 activation ranges (spread evenly over the scene). Measured with the
+#: Base-size tiles (`tile_size`, cut at the centres of the scene's tiles, spread evenly over it)
+#: used to calibrate int8 activation ranges. Measured with the
 #: bundled 20-band UNet on 8 held-out synthetic 1024 px scenes (bench/bundled_weights.py
 #: --precision int8): mean Kaggle Jaccard 0.381 with 4 tiles, 0.404 with 16, 0.405 with 36, fp32
 #: 0.403. Too few tiles miss the extremes of the activations, which int8 then clips.
@@ -463,8 +464,10 @@ class Predictor:
         """Tiles per forward pass at tile size `tile`: about `batch_size` base tiles' pixels."""
         return max(1, (self.batch_size * self.tile_size ** 2) // (tile * tile))
 
-    def resolve_precision(self, tile_passes: int) -> str:
-        """The precision a run of `tile_passes` tile forwards will use (resolves "auto").
+    def resolve_precision(self, tile_passes: int, calibration_tiles: int | None = None) -> str:
+        """The precision a run of `tile_passes` forwards of base-size tiles (`tile_size`) will
+        use (resolves "auto"); int8 would first calibrate on `calibration_tiles` base tiles
+        (default: INT8_CALIBRATION_TILES, or fewer for a smaller run).
 
         "auto" is bf16 on a CUDA device that supports it (else fp32); on a CPU it is the
         precision with the lowest measured cost for that many tile passes (`speed_profile`,
@@ -480,8 +483,10 @@ class Predictor:
         ready = (int8 is not None and int8.quantized is not None
                  and int8.engine == self.speed_profile().int8_engine
                  and int8.fingerprint == weights_fingerprint(self.module))
+        if calibration_tiles is None:
+            calibration_tiles = min(INT8_CALIBRATION_TILES, tile_passes)
         return autotune.choose_precision(self.speed_profile(), tile_passes,
-                                         calibration_tiles=INT8_CALIBRATION_TILES, int8_ready=ready)
+                                         calibration_tiles=calibration_tiles, int8_ready=ready)
 
     def speed_profile(self) -> autotune.SpeedProfile:
         """Measured seconds per tile forward at each precision on this machine (CPU only).
@@ -585,7 +590,8 @@ class Predictor:
         n_aug = 8 if tta else 1
         # tile passes in base-tile units: the measured per-tile costs are for base tiles
         passes = math.ceil(plan.n_tiles * n_aug * (plan.tile / self.tile_size) ** 2)
-        precision = self.resolve_precision(passes)
+        n_calib = min(INT8_CALIBRATION_TILES, plan.n_tiles)
+        precision = self.resolve_precision(passes, n_calib)
         if precision == "int8" and self.device.type != "cpu":
             raise DstlError("precision int8 runs on the CPU only")
 
@@ -605,10 +611,12 @@ class Predictor:
                 # scales are set for the scene being processed.
                 with self._int8_lock:
                     engine = self._int8_engine()
-                    origins = plan.origins()
-                    pick = np.linspace(0, len(origins) - 1, min(INT8_CALIBRATION_TILES, len(origins)))
-                    calib = np.stack([self._tile(data, bsel, *origins[i], plan.tile)
-                                      for i in np.unique(pick.round()).astype(int)])
+                    # base-size crops at the centres of tiles spread over the scene: activation
+                    # ranges are per pixel, and larger tiles would only make calibrating slower
+                    origins, c = plan.origins(), (plan.tile - self.tile_size) // 2
+                    pick = np.unique(np.linspace(0, len(origins) - 1, n_calib).round()).astype(int)
+                    calib = np.stack([self._tile(data, bsel, origins[i][0] + c, origins[i][1] + c,
+                                                 self.tile_size) for i in pick])
                     if (self._int8 is None or self._int8.engine != engine
                             or self._int8.fingerprint != weights_fingerprint(self.module)):
                         self._int8 = None  # free the old copies first
