@@ -17,10 +17,12 @@ little agreement with fp32, and the probe's timings are noisy on a loaded machin
 
 The probe (`measure_speeds`) takes ~1-4 s on a 2-core CPU for the bundled UNets: a warm-up and
 `rounds` interleaved timed forwards of one tile per candidate, the minimum kept (the least
-disturbed by other load). A candidate whose warm-up or first timed forward is over `GIVE_UP`
-times slower than fp32's is not timed again. Results are cached per process (`cached_profile`)
-by what they depend on: the model's architecture (parameter shapes), tile size, bands, device,
-threads and the CPU and its ISA caps.
+disturbed by other load). bf16 is first screened on a 128 px input, where an emulated bf16 shows
+itself for a quarter of the price (`SCREEN_GIVE_UP`). A run of fewer than `PROBE_MIN_PASSES` tiles
+does not start the probe by itself (fp32 then, unless the process has measured already). A
+candidate whose warm-up or first timed forward is over `GIVE_UP` times slower than fp32's is not
+timed again. Results are cached per process (`cached_profile`) by what they depend on: the model's
+architecture (parameter shapes), tile size, bands, device, threads and the CPU and its ISA caps.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["SpeedProfile", "measure_speeds", "choose_precision", "run_costs", "cached_profile",
-           "cached_only", "clear_cache", "MIN_GAIN", "GIVE_UP"]
+           "cached_only", "clear_cache", "MIN_GAIN", "GIVE_UP", "PROBE_MIN_PASSES"]
 
 #: A precision other than fp32 must be at least this much cheaper (fraction of fp32's cost).
 MIN_GAIN = 0.10
@@ -39,8 +41,18 @@ MIN_GAIN = 0.10
 #: Candidates whose first timed forward is this many times slower than fp32's are dropped.
 GIVE_UP = 3.0
 
+#: bf16 is screened on a 128 px input first and dropped if it is this many times slower than fp32
+#: there (emulated bf16 is 2-3x slower already at that size, native bf16 about as fast as fp32).
+SCREEN_GIVE_UP = 1.5
+
 #: Calibrating int8 runs the float module with hooks on each calibration tile: ~this many fp32 tiles.
 CALIBRATION_OVERHEAD = 1.2
+
+#: A run shorter than this many base-tile passes does not trigger the probe (it runs fp32, or what
+#: an earlier probe in the process found): the probe costs ~20-40 tile forwards (builds, warm-ups,
+#: timed rounds of every candidate), which a short one-off run would never earn back. A server
+#: measures once at start-up (`Predictor.speed_profile()`) and every image benefits.
+PROBE_MIN_PASSES = 100
 
 
 @dataclass(frozen=True)

@@ -471,7 +471,9 @@ class Predictor:
 
         "auto" is bf16 on a CUDA device that supports it (else fp32); on a CPU it is the
         precision with the lowest measured cost for that many tile passes (`speed_profile`,
-        `dstl.autotune.choose_precision`): the first "auto" decision on a CPU measures.
+        `dstl.autotune.choose_precision`). The first "auto" run of at least
+        `autotune.PROBE_MIN_PASSES` passes measures; a shorter one before any measurement in
+        the process runs fp32 rather than pay for a probe it cannot earn back.
         """
         if self.precision != "auto":
             return self.precision
@@ -479,6 +481,9 @@ class Predictor:
             return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
         if self.device.type != "cpu":
             return "fp32"
+        if (self._profile is None and tile_passes < autotune.PROBE_MIN_PASSES
+                and autotune.cached_only(self._profile_key()) is None):
+            return "fp32"  # not worth a probe by itself (see autotune.PROBE_MIN_PASSES)
         int8 = self._int8
         ready = (int8 is not None and int8.quantized is not None
                  and int8.engine == self.speed_profile().int8_engine
@@ -534,6 +539,8 @@ class Predictor:
             return build
 
         builders = {"fp32": float_builder("fp32"), "bf16": float_builder("bf16")}
+        if not self._bf16_passes_screen(x[:, :, :128, :128]):
+            del builders["bf16"]
         if self.device.type == "cpu":
             builders.update({f"int8-{e}": int8_builder(e) for e in runners.int8_engines()})
         try:
@@ -554,6 +561,18 @@ class Predictor:
                 with self._int8_lock:
                     self._int8 = int8_models[engine]  # keep the built model for later int8 runs
         return autotune.SpeedProfile(tile_seconds, engine, build, time.perf_counter() - t0, details)
+
+    def _bf16_passes_screen(self, small: torch.Tensor) -> bool:
+        """False if bf16 is clearly slower than fp32 on a small input: emulated bf16 (no AMX /
+        AVX512-BF16) is 3-15x slower on full tiles, and one forward of a full tile of it costs
+        seconds; on a small input fixed costs narrow the gap, hence the lower bar."""
+        runner = self._float_runner()
+        builders = {p: (lambda p=p: lambda: self._forward(runner, small, p)) for p in ("fp32", "bf16")}
+        with torch.inference_mode():
+            screen = autotune.measure_speeds(builders, rounds=2, give_up=autotune.SCREEN_GIVE_UP)
+        bf16, fp32 = screen.get("bf16", {}), screen.get("fp32", {})
+        return ("seconds" in bf16 and "seconds" in fp32 and not bf16.get("given_up")
+                and bf16["seconds"] <= autotune.SCREEN_GIVE_UP * fp32["seconds"])
 
     def _float_runner(self) -> nn.Module:
         with self._float_lock:

@@ -386,18 +386,22 @@ def test_auto_precision_follows_the_measured_speeds_and_the_amount_of_work(monke
     fake = fake_measurement(seconds)
     monkeypatch.setattr(autotune, "measure_speeds", fake)
     p = Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=32, device="cpu")
-    assert (p.resolve_precision(1), p.resolve_precision(10_000)) == (few, many)
-    assert p.speed_profile().tile_seconds == seconds
+    assert p.resolve_precision(1) == "fp32" and not fake.calls  # too small a run to pay for a probe
+    assert p.resolve_precision(10_000) == many and fake.calls    # a large one measures
+    assert p.resolve_precision(1) == few                         # and later small runs use it
+    assert p.speed_profile().tile_seconds == {k: v for k, v in seconds.items() if k != "bf16" or v <= 1.5}
     if "int8" in seconds:
         assert p.speed_profile().int8_engine == "onednn"  # the faster engine of the fake timings
     # measured once per process for this architecture and tile size, not per predictor
-    Predictor(small_convnet(3, seed=5), bands=RGB_BANDS, tile_size=32, device="cpu").resolve_precision(1)
-    assert len(fake.calls) == 1
-    Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=64, device="cpu").resolve_precision(1)
-    assert len(fake.calls) == 2
+    probes = len(fake.calls)
+    other = Predictor(small_convnet(3, seed=5), bands=RGB_BANDS, tile_size=32, device="cpu")
+    assert other.resolve_precision(1) == few and len(fake.calls) == probes
+    Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=64, device="cpu").speed_profile()
+    assert len(fake.calls) > probes
     # an explicit precision never measures
+    probes = len(fake.calls)
     assert Predictor(PickChannels(3), bands=RGB_BANDS, precision="fp32").resolve_precision(10_000) == "fp32"
-    assert len(fake.calls) == 2
+    assert len(fake.calls) == probes
     autotune.clear_cache()
 
 
@@ -407,10 +411,13 @@ def test_auto_measures_for_real_and_keeps_the_int8_model_it_built():
     autotune.clear_cache()
     scene = smooth_scene(96, 128, bands=RGB_BANDS)
     p = Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=64, device="cpu")
+    assert p.resolve_precision(1) == "fp32" and autotune.cached_only(p._profile_key()) is None  # no probe
     profile = p.speed_profile()
     assert profile.tile_seconds["fp32"] > 0
     assert set(profile.tile_seconds) <= {"fp32", "bf16", "int8"}
-    assert {"fp32", "bf16"} | {f"int8-{e}" for e in runners.int8_engines()} == set(profile.details)
+    # every candidate was tried (bf16 may have been screened out on a small input first)
+    assert {"fp32"} | {f"int8-{e}" for e in runners.int8_engines()} <= set(profile.details)
+    assert set(profile.details) <= {"fp32", "bf16"} | {f"int8-{e}" for e in runners.int8_engines()}
     if "int8" in profile.tile_seconds:
         assert p._int8 is not None and p._int8.engine == profile.int8_engine
     pred = p.predict(scene)
