@@ -173,7 +173,7 @@ def worker(args) -> None:
                               overlap=args.overlap, batch_size=args.batch, precision=precision, device="cpu")
         pred = predictor.predict(Scene("bench", data, ALL_BANDS))
         probs, model_s, tiles = pred.probs, pred.info["model_seconds"], pred.info["tiles"]
-        info = {k: pred.info[k] for k in ("precision", "setup_seconds", "batch_size")}
+        info = {k: pred.info[k] for k in ("precision", "setup_seconds", "batch_size", "tile_size")}
         if pred.info.get("int8_engine"):
             info["int8_engine"] = pred.info["int8_engine"]
         if args.precision == "auto" and cfg == "engine":
@@ -509,10 +509,13 @@ def main(argv=None) -> dict:
         sec = statistics.median(r["seconds"] for r in rs)
         msec = statistics.median(r["model_seconds"] for r in rs)
         tiles = rs[0]["tiles"]
-        achieved = flops * tiles / msec / 1e9
+        # FLOPs scale with the tile's area; the engine may use larger tiles than --tile
+        tile_flops = flops * (rs[0].get("tile_size", args.tile) / args.tile) ** 2
+        achieved = tile_flops * tiles / msec / 1e9
         summary[cfg] = {
             "seconds_per_scene": sec, "seconds_all_runs": [r["seconds"] for r in rs],
             "model_seconds": msec, "tiles": tiles, "tiles_per_second": tiles / sec,
+            "tile_size": rs[0].get("tile_size", args.tile),
             "model_gflops": achieved,
             "fraction_of_fp32_matmul": achieved / rate["fp32"],
             "fraction_of_bf16_matmul": achieved / rate["bf16"],
@@ -578,14 +581,15 @@ def markdown(r: dict) -> str:
         f"Load average at the start {', '.join(f'{v:.1f}' for v in r['machine']['load_average_start'])}, "
         f"at the end {', '.join(f'{v:.1f}' for v in r['machine']['load_average_end'])}.",
         "",
-        "| configuration | precision | s/scene (median) | tiles | tiles/s | model GFLOP/s | % fp32 mm | "
+        "| configuration | precision | s/scene (median) | tiles (px) | tiles/s | model GFLOP/s | % fp32 mm | "
         "% bf16 mm | % int8 mm | peak RSS MB | engine speed-up | mask agreement vs fp32 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cfg, s in r["results"].items():
         ag = s["agreement_vs_engine_fp32"]
         lines.append(
-            f"| {cfg} | {s['precision']} | {s['seconds_per_scene']:.1f} | {s['tiles']} | "
+            f"| {cfg} | {s['precision']} | {s['seconds_per_scene']:.1f} | "
+            f"{s['tiles']} ({s.get('tile_size', '')}) | "
             f"{s['tiles_per_second']:.2f} | "
             f"{s['model_gflops']:.0f} | {100 * s['fraction_of_fp32_matmul']:.0f}% | "
             f"{100 * s['fraction_of_bf16_matmul']:.0f}% | {100 * s['fraction_of_int8_matmul']:.0f}% | "
