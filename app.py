@@ -47,6 +47,7 @@ from dstl.demo.page import ABOUT_MARKDOWN, HEADER_HTML, TITLE, page_css, upload_
 from dstl.demo.settings import DemoSettings, build_service
 from dstl.demo.uploads import IMAGE_SUFFIXES
 from dstl.errors import DstlError
+from dstl.progress import print_error
 
 log = logging.getLogger("dstl.app")
 
@@ -336,7 +337,7 @@ def main(argv=None) -> int:
         settings = parse_args(argv)
         service = build_service(settings)
     except DstlError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print_error(e)  # after the synthetic demo set's progress bar, on a line of its own
         return 2
     launch(build_app(service, settings.concurrency), settings)
     return 0

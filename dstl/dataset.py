@@ -31,8 +31,7 @@ from shapely.geometry import MultiPolygon
 from dstl.bands import ALL_BANDS
 from dstl.errors import DataError, UnknownImageError
 from dstl.grid import GridTransform
-from dstl.scene import Scene
-from dstl.tiff import read_tiff_shape
+from dstl.scene import Scene, read_grid
 
 __all__ = ["DstlDataset", "PRODUCTS"]
 
@@ -164,11 +163,14 @@ class DstlDataset:
         return self._grid[self.check_id(image_id)]
 
     def image_size(self, image_id: str) -> tuple[int, int]:
-        """(H, W) of the image's 3-band TIFF, from its header (pixels are not read)."""
+        """(H, W) of the image's 3-band TIFF, from its header (pixels are not read).
+
+        DataError if the size is outside the image size limits (`dstl.limits`): everything
+        sized from it (masks, scenes) is then never allocated.
+        """
         image_id = self.check_id(image_id)
         if image_id not in self._sizes:
-            _, h, w = read_tiff_shape(self.product_path(image_id, "3"), bands=3)
-            self._sizes[image_id] = (h, w)
+            self._sizes[image_id] = read_grid(self.product_path(image_id, "3"))
         return self._sizes[image_id]
 
     def transform(self, image_id: str) -> GridTransform:

@@ -74,7 +74,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dstl import autotune, runners
+from dstl import autotune, limits, runners
 from dstl.classes import NUM_CLASSES
 from dstl.errors import BandMismatchError, DstlError, WeightsError
 from dstl.normalization import BandStats
@@ -89,9 +89,6 @@ from dstl.runners import (  # noqa: F401 - re-exported: part of the engine's API
 from dstl.scene import Scene
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-
-#: Default largest scene (pixels) the engine accepts: the accumulator needs 40 bytes per pixel.
-MAX_PIXELS = 64_000_000
 
 #: Base-size tiles (`tile_size`, cut at the centres of the scene's tiles, spread evenly over it)
 #: used to calibrate int8 activation ranges. Measured with the
@@ -392,14 +389,15 @@ class Predictor:
         tta: average over the 8 flips/rotations by default in `predict`.
         precision: "auto", "fp32", "bf16" or "int8" (see the module docstring).
         device: "cpu", "cuda", a torch.device, or None for CUDA if available else CPU.
-        max_pixels: largest scene accepted (DstlError beyond).
+        max_pixels: largest scene accepted, in pixels (DstlError beyond; the accumulators need
+            40 bytes per pixel); default the image size limit of `dstl.limits.max_pixels()`.
     """
 
     def __init__(self, model, *, bands: Sequence[str] | None = None, normalization: BandStats | None = None,
                  thresholds=None, tile_size: int | None = None, overlap: int | None = None,
                  max_tile_size: int | None = None,
                  batch_size: int | None = None, tta: bool = False, precision: str = "auto",
-                 device: str | torch.device | None = None, max_pixels: int = MAX_PIXELS):
+                 device: str | torch.device | None = None, max_pixels: int | None = None):
         config = getattr(model, "config", None)
         module = model.module if hasattr(model, "module") and config is not None else model
         if not isinstance(module, nn.Module):
@@ -441,7 +439,9 @@ class Predictor:
         if self.batch_size < 1:
             raise DstlError(f"batch size must be >= 1, got {self.batch_size}")
         self.tta = bool(tta)
-        self.max_pixels = int(max_pixels)
+        # The shared image size limit unless the caller chose one (then the environment cannot raise it).
+        self._limit_hint = max_pixels is None
+        self.max_pixels = limits.max_pixels() if max_pixels is None else int(max_pixels)
         _sensible_threads()
         self.module = module.to(self.device).to(memory_format=torch.channels_last)
         self._float = FloatRunner(self.module)  # BatchNorm-folded copy, made on first use
@@ -604,7 +604,8 @@ class Predictor:
             raise DstlError(f"scene {scene.image_id} is empty ({h}x{w} pixels)")
         if h * w > self.max_pixels:
             raise DstlError(f"scene {scene.image_id} is {h}x{w} = {h * w / 1e6:.0f} M pixels, more than the "
-                            f"limit of {self.max_pixels / 1e6:.0f} M; crop it first")
+                            f"limit of {self.max_pixels / 1e6:g} M; crop it first"
+                            + (f" ({limits.raise_hint(h * w)})" if self._limit_hint else ""))
         plan = self.plan(h, w)
         n_aug = 8 if tta else 1
         # tile passes in base-tile units: the measured per-tile costs are for base tiles

@@ -109,14 +109,14 @@ def read_masks_tiff(path: str | os.PathLike, shape: tuple[int, int] | None = Non
     Raises DataError if the file is missing/corrupt, is not 10 bands of uint8 0/1, or (with
     `shape`) its H x W is not `shape`.
     """
-    from dstl.tiff import read_tiff
+    from dstl.tiff import read_tiff, read_tiff_shape
 
+    _, h, w = read_tiff_shape(path, NUM_CLASSES)  # the size from the header, before any pixel
+    if shape is not None and (h, w) != tuple(shape):
+        raise DataError(f"{path}: masks are {h}x{w}, expected {shape[0]}x{shape[1]}")
     masks = read_tiff(path, NUM_CLASSES, dtype=np.uint8)
     if masks.max(initial=0) > 1:
         raise DataError(f"{path}: mask values must be 0 or 1, found {int(masks.max())}")
-    if shape is not None and tuple(masks.shape[1:]) != tuple(shape):
-        raise DataError(f"{path}: masks are {masks.shape[1]}x{masks.shape[2]}, "
-                        f"expected {shape[0]}x{shape[1]}")
     return masks
 
 

@@ -22,8 +22,9 @@ In two stages, so that a picture can be shown before the polygon-based results e
 Bands: a dataset image offers all 20 bands (`dstl.bands.ALL_BANDS`) from four product files.
 Only the products the model's bands live in are read — an RGB model on a 20-band dataset reads
 `three_band/<id>.tif` alone; a 20-band model needs all four. `check_images` confirms, from TIFF
-headers only (no pixels), that every product file an image needs exists and has the right band
-layout, so a missing file is reported before any inference or output.
+headers only (no pixels), that every product file an image needs exists, has the right band
+layout and a size that fits the image's 3-band grid, and that the grid is within the image size
+limits, so a missing or mis-sized file is reported before any inference or output.
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ from dstl.engine import Prediction, Predictor
 from dstl.errors import BandMismatchError, DataError
 from dstl.grid import GridTransform
 from dstl.polygonize import masks_to_polygons
-from dstl.scene import PRODUCT_BANDS
-from dstl.tiff import read_tiff_shape
+from dstl.scene import PRODUCT_BANDS, read_product_shape
 
 __all__ = ["ImageResult", "products_for_bands", "check_image", "check_images", "segment_image",
            "infer_image", "finish_image"]
@@ -133,18 +133,23 @@ def _read_bands(model_bands: Sequence[str], preview: bool) -> tuple[str, ...]:
 def check_image(dataset, image_id: str, bands: Sequence[str]) -> str:
     """Check that `dataset` can give `bands` of `image_id`; return the id.
 
-    Looks the id up (`UnknownImageError`), then reads the header of every product file those
-    bands need (`DataError` naming a missing or malformed file). Pixels are not read, so a
-    truncated or corrupt pixel block is found only when the scene is read.
+    Looks the id up (`UnknownImageError`), then reads the header of the 3-band file (the grid:
+    `DataError` if missing, malformed or outside the image size limits of `dstl.limits`) and of
+    every other product file those bands need (`DataError` naming a missing or malformed file,
+    or one whose size does not fit the grid: `dstl.scene.read_product_shape`). Pixels are not
+    read, so a truncated or corrupt pixel block is found only when the scene is read.
     """
     image_id = dataset.check_id(image_id)
+    grid = dataset.image_size(image_id)
     for product in products_for_bands(bands):
+        if product == "3":
+            continue
         try:
-            read_tiff_shape(dataset.product_path(image_id, product), bands=len(PRODUCT_BANDS[product]))
+            read_product_shape(dataset.product_path(image_id, product), product, grid)
         except DataError as e:
             used = [b for b in bands if b in PRODUCT_BANDS[product]]
-            hint = "" if product == "3" else "; a model on R,G,B only needs three_band/ alone"
-            raise DataError(f"{e} (needed for band(s) {','.join(used)} of the model{hint})") from None
+            raise DataError(f"{e} (needed for band(s) {','.join(used)} of the model; a model on R,G,B "
+                            "only needs three_band/ alone)") from None
     return image_id
 
 

@@ -23,6 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dstl.bands import A_BANDS, ALL_BANDS, BIT_DEPTH_MAX, M_BANDS, P_BANDS, RGB_BANDS
 from dstl.errors import BandMismatchError, DataError
+from dstl.limits import check_image_size
 from dstl.tiff import read_tiff, read_tiff_header, read_tiff_shape
 
 if TYPE_CHECKING:
@@ -84,14 +85,25 @@ class Scene:
 # Readers
 # ---------------------------------------------------------------------------------------------
 
-#: Smallest and largest side (pixels) of a scene the readers accept: smaller images are too small
-#: to segment (the models downsample by 32), larger ones would exhaust memory (a real DSTL scene
-#: is ~3350 x 3400; 12000 px allows whole mosaics of several tiles).
-MIN_SIDE = 32
-MAX_SIDE = 12000
-
 #: Bands of each DSTL product, in file order (see `dstl.bands`), and the number of bands in it.
 PRODUCT_BANDS: dict[str, tuple[str, ...]] = {"3": RGB_BANDS, "P": P_BANDS, "M": M_BANDS, "A": A_BANDS}
+
+#: 3-band pixels per product pixel along each side: P shares the 3-band grid (~0.31 m), M is
+#: ~1.24 m and A ~7.5 m per pixel. A product of an image of H x W (3-band) pixels is about
+#: H / ratio x W / ratio pixels (real 6010_1_2: 3-band 3349 x 3396, P 3348 x 3396, M 837 x 849,
+#: A 134 x 136).
+PRODUCT_RATIO: dict[str, int] = {"3": 1, "P": 1, "M": 4, "A": 25}
+
+#: How far (in the product's own pixels, per side) a product may be from the 3-band size divided
+#: by its `PRODUCT_RATIO`. Why 2: the real data is within 1.5 of it (P one row short of the 3-band
+#: image; the 26 real A products in ../shared/real, against 3-band sizes derived from their grid
+#: sizes, are off by at most 1.48 px, 6040_4_4's 134 columns for 3387 / 25 = 135.5), and the
+#: synthetic writer rounds H / ratio and adds -1, 0 or +1 (at most 1.5 off). Beyond 2 the
+#: product cannot be the same ground as the 3-band image: stretched onto the 3-band grid it
+#: would be out by more than 2 x ratio px at the far edge (50 px = 15 m for A, 8 px for M), and
+#: the wrong product or a product of another crop (an M of 8 x 1 x 1, an A larger than the 3-band
+#: image) is far outside.
+PRODUCT_SIZE_TOLERANCE = 2.0
 
 
 def _band_products(bands: Sequence[str]) -> dict[str, list[tuple[int, int]]]:
@@ -179,6 +191,40 @@ def resample_bilinear(band: np.ndarray, size: tuple[int, int], *, scale: float =
     return out
 
 
+def read_grid(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of a 3-band product (the image's grid) from its header, without reading pixels.
+
+    Raises DataError if the file is missing, is not a 3-band TIFF, or the size is outside the
+    image size limits of `dstl.limits` (a side under MIN_SIDE, more pixels than `max_pixels()`).
+    """
+    _, height, width = read_tiff_shape(path, bands=3)
+    check_image_size(str(path), height, width)
+    return height, width
+
+
+def _about(n: float) -> str:
+    return f"{n:.0f}" if float(n).is_integer() else f"{n:.1f}"
+
+
+def read_product_shape(path: str | os.PathLike, product: str, grid: tuple[int, int]) -> tuple[int, int, int]:
+    """(C, h, w) of product "P", "M" or "A" of an image whose 3-band size is `grid` = (H, W).
+
+    From the header only: the band count (`PRODUCT_BANDS`) and the size, which must lie within
+    `PRODUCT_SIZE_TOLERANCE` product pixels per side of (H, W) / `PRODUCT_RATIO[product]`.
+    Raises DataError naming the file, its size and the expected one.
+    """
+    bands, h, w = read_tiff_shape(path, bands=len(PRODUCT_BANDS[product]))
+    H, W = grid
+    ratio = PRODUCT_RATIO[product]
+    if max(abs(h - H / ratio), abs(w - W / ratio)) > PRODUCT_SIZE_TOLERANCE:
+        expected = (f"{H} x {W} px, its size" if ratio == 1 else
+                    f"about {_about(H / ratio)} x {_about(W / ratio)} px, 1/{ratio} of it")
+        raise DataError(f"{path}: {product} product of {h} x {w} px does not fit the 3-band image of "
+                        f"{H} x {W} px: expected {expected} (give or take "
+                        f"{PRODUCT_SIZE_TOLERANCE:g} px per side)")
+    return bands, h, w
+
+
 def read_scene_files(files: Mapping[str, str | os.PathLike], bands: Sequence[str] = ALL_BANDS,
                      image_id: str = "scene") -> Scene:
     """Read DSTL product files of one image into one aligned Scene on its 3-band grid.
@@ -200,25 +246,26 @@ def read_scene_files(files: Mapping[str, str | os.PathLike], bands: Sequence[str
 
     Raises:
         DataError: a file is missing, not a TIFF, corrupt, truncated, not uint16, has the wrong
-            band count, or the grid is smaller than MIN_SIDE or larger than MAX_SIDE.
+            band count; the grid is outside the image size limits (`dstl.limits`); a product's
+            size does not fit the grid (`read_product_shape`). Sizes are checked from the
+            headers of every needed file before any pixel is read.
         BandMismatchError: an unknown band name.
     """
     groups = _band_products(tuple(bands))
     if "3" not in files:
         raise DataError("the 3-band file is required: it defines the scene's grid")
-    _, H, W = read_tiff_shape(files["3"], bands=3)
-    if min(H, W) < MIN_SIDE or max(H, W) > MAX_SIDE:
-        raise DataError(f"{files['3']}: image of {H} x {W} px is outside the supported size "
-                        f"({MIN_SIDE} to {MAX_SIDE} px per side)")
+    H, W = read_grid(files["3"])
     missing = [p for p in groups if p not in files]
     if missing:
         raise DataError(f"no file given for product(s) {missing} needed for bands {list(bands)}")
+    for product in groups:
+        if product != "3":
+            read_product_shape(files[product], product, (H, W))
     data = np.empty((len(bands), H, W), dtype=np.float32)
     for product in PRODUCT_BANDS:  # fixed order; only the products the bands need
         if product not in groups:
             continue
-        raw = read_tiff(files[product], bands=len(PRODUCT_BANDS[product]), dtype=np.uint16,
-                        max_side=MAX_SIDE)
+        raw = read_tiff(files[product], bands=len(PRODUCT_BANDS[product]), dtype=np.uint16)
         scale = 1.0 / BIT_DEPTH_MAX[product]
         for i, k in groups[product]:
             resample_bilinear(raw[i], (H, W), scale=scale, out=data[k])
@@ -239,15 +286,6 @@ def read_scene(dataset: "DstlDataset", image_id: str, bands: Sequence[str] = ALL
 
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-
-def _check_size(path: Path, height: int, width: int) -> None:
-    if min(height, width) < MIN_SIDE:
-        raise DataError(f"{path}: image of {height} x {width} px is too small "
-                        f"(at least {MIN_SIDE} px per side)")
-    if max(height, width) > MAX_SIDE:
-        raise DataError(f"{path}: image of {height} x {width} px is too large "
-                        f"(at most {MAX_SIDE} px per side)")
 
 
 def _scale_for(data: np.ndarray) -> float:
@@ -282,8 +320,8 @@ def _read_tiff_image(path: Path) -> np.ndarray:
         raise DataError(f"{path}: expected a gray, RGB or RGBA image (1 to 4 bands), "
                         f"got an array of shape {shape}")
     _, h, w = read_tiff_shape(path, channels)
-    _check_size(path, h, w)
-    data = read_tiff(path, bands=channels, dtype=(np.uint8, np.uint16), max_side=MAX_SIDE)
+    check_image_size(str(path), h, w)
+    data = read_tiff(path, bands=channels, dtype=(np.uint8, np.uint16))
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
         colormap = page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE else None
@@ -297,9 +335,10 @@ def _read_tiff_image(path: Path) -> np.ndarray:
 def _read_pil_image(path: Path) -> np.ndarray:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we enforce MAX_SIDE
+            # dstl.limits is the limit; PIL's own (89 megapixels) would only warn or refuse at twice it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                _check_size(path, img.height, img.width)
+                check_image_size(str(path), img.height, img.width)
                 img = ImageOps.exif_transpose(img)
                 if img.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
                     return np.asarray(img).astype(np.uint16)[None]
@@ -311,8 +350,8 @@ def _read_pil_image(path: Path) -> np.ndarray:
                 if img.mode not in ("L", "LA", "RGB", "RGBA"):
                     img = img.convert("RGBA" if "transparency" in img.info or "A" in img.mode else "RGB")
                 arr = np.asarray(img)
-    except Image.DecompressionBombError:
-        raise DataError(f"{path}: image is too large (at most {MAX_SIDE} px per side)") from None
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{path}: image is too large for PIL to open ({e})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DataError(f"{path}: not a readable PNG, JPEG or TIFF image ({e})") from None
     return arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
@@ -329,8 +368,8 @@ def read_image(path: str | os.PathLike) -> Scene:
 
     Raises:
         DataError: missing or unreadable file, an unsupported pixel type (e.g. float TIFF), more
-            than 4 bands, or a side shorter than MIN_SIDE or longer than MAX_SIDE (checked from
-            the header before the pixels are decoded).
+            than 4 bands, or a size outside the image size limits of `dstl.limits` (checked
+            from the header before the pixels are decoded).
     """
     path = Path(path)
     if not path.is_file():

@@ -9,8 +9,9 @@ by where the expected band count sits in the shape; when both ends match (e.g. a
 image) the file's own axis labels decide, and band-first is the default.
 
 Every failure a user's file can cause (missing, not a TIFF, corrupt, truncated, wrong shape,
-wrong sample type, absurd size) raises `DataError` with a message naming the file and the
-problem. `write_tiff` writes atomically, so a failed write never leaves a partial file.
+wrong sample type, more pixels than the limit of `dstl.limits`) raises `DataError` with a
+message naming the file and the problem. `write_tiff` writes atomically, so a failed write
+never leaves a partial file.
 """
 
 import logging
@@ -23,9 +24,12 @@ import tifffile
 
 from dstl.atomic import atomic_path
 from dstl.errors import DataError
+from dstl.limits import check_pixels
 
-# tifffile logs its own warning for a corrupt file; we raise a DataError that says it in one line.
-logging.getLogger("tifffile").setLevel(logging.ERROR)
+# tifffile logs its own warnings and errors for a corrupt or forged file (e.g. a header whose size
+# disagrees with its strip counts); we raise a DataError that says it in one line, so its log lines
+# would only break that line.
+logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 __all__ = ["TiffHeader", "read_tiff", "read_tiff_header", "read_tiff_shape", "write_tiff"]
 
@@ -116,11 +120,11 @@ def _check_dtype(path: Path, header: TiffHeader, dtype) -> None:
         raise DataError(f"{path}: expected {names} samples, got {header.dtype.name}")
 
 
-def _check_side(path: Path, shape: tuple[int, ...], max_side: int | None) -> None:
-    # Band counts are small, so the longest dimension is the longest side in either layout.
-    if max_side is not None and max(shape) > max_side:
-        raise DataError(f"{path}: image of shape {shape} has a side longer than the limit of "
-                        f"{max_side} px")
+def _check_plane(path: Path, shape: tuple[int, ...]) -> None:
+    """The image size limit (`dstl.limits`) on one band of `shape`, before any pixel is read."""
+    # Band counts are small, so the two longest dimensions are the rows and columns in any layout.
+    rows, cols = sorted(shape)[-2:]
+    check_pixels(str(path), rows, cols)
 
 
 def read_tiff_shape(path: str | os.PathLike, bands: int) -> tuple[int, int, int]:
@@ -149,8 +153,7 @@ def _check_complete(path: Path, tif: tifffile.TiffFile) -> None:
                             f"file has {size} bytes)")
 
 
-def read_tiff(path: str | os.PathLike, bands: int | None = None, *, dtype=None,
-              max_side: int | None = None) -> np.ndarray:
+def read_tiff(path: str | os.PathLike, bands: int | None = None, *, dtype=None) -> np.ndarray:
     """Read the first image of a TIFF file.
 
     Args:
@@ -160,14 +163,14 @@ def read_tiff(path: str | os.PathLike, bands: int | None = None, *, dtype=None,
             also accepts a 2-D (H, W) page and returns (1, H, W). None returns the array as
             stored (2-D or 3-D), unchecked.
         dtype: the sample type(s) accepted (e.g. `np.uint16`, or a tuple); None accepts any.
-        max_side: if set, refuse (before reading pixels) an image with a side longer than this.
 
     Returns:
         The pixels in the file's own sample type, band-first when `bands` is given.
 
     Raises:
         DataError: the file is missing, not a TIFF, corrupt or truncated, has the wrong number
-            of dimensions or bands, the wrong sample type, or a side over `max_side`.
+            of dimensions or bands, the wrong sample type, or bands of more pixels than the
+            image size limit (`dstl.limits.max_pixels`; checked before any pixel is read).
     """
     path = Path(path)
     with _open(path) as tif:
@@ -179,7 +182,7 @@ def read_tiff(path: str | os.PathLike, bands: int | None = None, *, dtype=None,
         else:
             layout = _band_layout(path, header, bands)
         _check_dtype(path, header, dtype)
-        _check_side(path, header.shape, max_side)
+        _check_plane(path, header.shape)
         _check_complete(path, tif)
         try:
             data = tif.series[0].asarray()

@@ -3,6 +3,7 @@
 Not a test module: the tests under tests/cli/ and tests/synthetic/ import it.
 """
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,47 @@ def error_line(res: subprocess.CompletedProcess, one_line: bool = True, exit_cod
         assert len(lines) == 1, res.stderr
     assert lines[-1].startswith("error: ")
     return lines[-1]
+
+
+def screen(text: str) -> list[str]:
+    """The lines a terminal shows after printing `text`: carriage returns, newlines and the cursor-up
+    sequence (ESC [ n A) that tqdm uses for nested bars applied; other escape sequences dropped."""
+    rows: list[list[str]] = [[]]
+    row = col = 0
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\x1b":
+            match = re.match(r"\x1b\[(\d*)([A-Za-z])", text[i:])
+            if match:
+                if match.group(2) == "A":
+                    row = max(0, row - int(match.group(1) or 1))
+                i += match.end()
+                continue
+        if char == "\n":
+            row, col = row + 1, 0
+            while len(rows) <= row:
+                rows.append([])
+        elif char == "\r":
+            col = 0
+        else:
+            line = rows[row]
+            line.extend(" " * (col + 1 - len(line)))
+            line[col] = char
+            col += 1
+        i += 1
+    return ["".join(r).rstrip() for r in rows]
+
+
+def assert_error_on_its_own_line(stderr: str) -> str:
+    """The error line of a failed command's raw stderr, as a terminal shows it: it must start at
+    column 0 with "error: ", hold nothing else (no progress-bar text before or after it), and be the
+    last thing drawn (no bar redrawn below it)."""
+    shown = screen(stderr)
+    hits = [k for k, line in enumerate(shown) if "error: " in line]
+    assert len(hits) == 1, shown
+    line = shown[hits[0]]
+    assert line.startswith("error: "), shown
+    assert not any(shown[hits[0] + 1:]), shown
+    assert line == stderr[stderr.index("error: "):].rstrip("\n"), shown
+    return line

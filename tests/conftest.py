@@ -182,3 +182,36 @@ def write_tiny_unet(folder, bands=ALL_BANDS, trained=True) -> Path:
 def save_tiny_unet():
     """Factory: `save_tiny_unet(folder, bands=ALL_BANDS, trained=True) -> Path` (see write_tiny_unet)."""
     return write_tiny_unet
+
+
+def forge_tiff(path, shape: tuple[int, ...], dtype=np.uint16) -> Path:
+    """Write a TIFF of a few kB whose header claims `shape` ((H, W), or band-first (C, H, W)).
+
+    The pixel data is that of a 2 x 2 image (so the file is "truncated" for any larger claim):
+    what a reader derives from the header alone - the size it would allocate - is what it sees.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    small = (2, 2) if len(shape) == 2 else (shape[0], 2, 2)
+    extra = {"planarconfig": "separate"} if len(shape) == 3 else {}
+    photometric = "rgb" if len(shape) == 3 and shape[0] == 3 else "minisblack"
+    tifffile.imwrite(path, np.zeros(small, dtype), photometric=photometric, **extra)
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tif.pages[0].tags["ImageLength"].overwrite(int(shape[-2]))
+        tif.pages[0].tags["ImageWidth"].overwrite(int(shape[-1]))
+    return path
+
+
+@pytest.fixture
+def forge_tiff_header():
+    """Factory: `forge_tiff_header(path, shape, dtype=np.uint16) -> Path` (see `forge_tiff`)."""
+    return forge_tiff
+
+
+@pytest.fixture(autouse=True)
+def default_image_size_limit(monkeypatch):
+    """Every test (and every command it starts) sees the default image size limit of `dstl.limits`,
+    whatever the environment of the run says; tests that need another one set it themselves."""
+    from dstl.limits import MAX_MEGAPIXELS_ENV
+
+    monkeypatch.delenv(MAX_MEGAPIXELS_ENV, raising=False)

@@ -1,3 +1,6 @@
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -7,7 +10,17 @@ from PIL import Image
 from dstl.bands import A_BANDS, ALL_BANDS, M_BANDS, RGB_BANDS
 from dstl.dataset import DstlDataset
 from dstl.errors import BandMismatchError, DataError
-from dstl.scene import MAX_SIDE, MIN_SIDE, read_image, read_scene, read_scene_files, resample_bilinear
+from dstl.limits import MAX_MEGAPIXELS_ENV, MIN_SIDE
+from dstl.real_sizes import KNOWN_THREE_BAND_SIZES
+from dstl.scene import (
+    PRODUCT_SIZE_TOLERANCE,
+    read_grid,
+    read_image,
+    read_product_shape,
+    read_scene,
+    read_scene_files,
+    resample_bilinear,
+)
 from dstl.tiff import write_tiff
 
 ID = "9001_0_0"
@@ -164,7 +177,7 @@ def test_band_last_products_are_accepted(make_dstl_folder, tmp_path):
 def test_scene_too_small(make_dstl_folder, tmp_path):
     ds = DstlDataset(make_dstl_folder(tmp_path, sizes={ID: (40, 40)}))
     write_tiff(ds.product_path(ID, "3"), np.zeros((3, 20, 40), np.uint16))
-    with pytest.raises(DataError, match=f"20 x 40 px is outside the supported size \\({MIN_SIDE} to"):
+    with pytest.raises(DataError, match=f"20 x 40 px is too small \\(at least {MIN_SIDE} px per side"):
         ds.read_scene(ID)
 
 
@@ -177,6 +190,130 @@ def test_read_scene_files_reports_missing_product_argument(make_dstl_folder, tmp
     ds = DstlDataset(make_dstl_folder(tmp_path, sizes={ID: (40, 40)}))
     with pytest.raises(DataError, match="no file given for product\\(s\\) \\['A'\\]"):
         read_scene_files({"3": ds.product_path(ID, "3")}, RGB_BANDS + A_BANDS)
+
+
+# ----------------------------------------------------------------------------- sizes: limits and products
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
+
+
+def test_read_grid_applies_the_image_size_limits(tmp_path, monkeypatch, forge_tiff_header):
+    assert read_grid(forge_tiff_header(tmp_path / "ok.tif", (3, 3349, 3396))) == (3349, 3396)
+    with pytest.raises(DataError, match="tiny.tif: image of 1 x 1 px is too small"):
+        read_grid(forge_tiff_header(tmp_path / "tiny.tif", (3, 1, 1)))
+    with pytest.raises(DataError, match="huge.tif: image of 20000 x 20000 px .*_MEGAPIXELS=400"):
+        read_grid(forge_tiff_header(tmp_path / "huge.tif", (3, 20000, 20000)))
+    monkeypatch.setenv(MAX_MEGAPIXELS_ENV, "400")  # what the message says to do
+    assert read_grid(tmp_path / "huge.tif") == (20000, 20000)
+
+
+@pytest.mark.parametrize("size", [(20000, 20000), (1, 1), (31, 500)])
+def test_dataset_refuses_a_grid_outside_the_limits_from_the_header(make_dstl_folder, tmp_path,
+                                                                    forge_tiff_header, size):
+    ds = DstlDataset(make_dstl_folder(tmp_path, sizes={ID: (40, 40)}))
+    forge_tiff_header(ds.product_path(ID, "3"), (3, *size))
+    problem = "too small" if min(size) < MIN_SIDE else "larger than the limit"
+    message = f"three_band/{ID}.tif: image of {size[0]} x {size[1]} px .*{problem}"
+    for call in (ds.image_size, ds.transform, ds.read_scene):
+        with pytest.raises(DataError, match=message):
+            call(ID)
+
+
+@pytest.mark.parametrize(("product", "shape", "expected"), [
+    ("M", (8, 1, 1), "about 16 x 16 px, 1/4 of it"),           # an M of 8 x 1 x 1
+    ("A", (8, 80, 80), "about 2.6 x 2.6 px, 1/25 of it"),     # an A larger than the 3-band image
+    ("A", (8, 16, 16), "about 2.6 x 2.6 px, 1/25 of it"),     # an M saved as the A product
+    ("P", (61, 64), "64 x 64 px, its size"),                 # 3 rows short
+    ("M", (8, 16, 32), "about 16 x 16 px, 1/4 of it"),        # the M of a wider crop
+    ("M", (8, 50000, 50000), "about 16 x 16 px, 1/4 of it"),  # a forged claim: refused, not allocated
+])
+def test_a_product_that_does_not_fit_the_grid_is_named_with_both_sizes(make_dstl_folder, tmp_path,
+                                                                         forge_tiff_header, product, shape,
+                                                                         expected):
+    ds = DstlDataset(make_dstl_folder(tmp_path, sizes={ID: (64, 64)}))
+    path = forge_tiff_header(ds.product_path(ID, product), shape)
+    h, w = shape[-2:]
+    message = (f"sixteen_band/{ID}_{product}.tif: {product} product of {h} x {w} px does not fit the 3-band "
+               f"image of 64 x 64 px: expected {expected} \\(give or take 2 px per side\\)$")
+    with pytest.raises(DataError, match=message):
+        ds.read_scene(ID)
+    with pytest.raises(DataError, match=message):
+        read_product_shape(path, product, (64, 64))
+    ds.read_scene(ID, RGB_BANDS)  # a product the bands do not need is not looked at
+
+
+@pytest.mark.parametrize(("product", "ratio"), [("P", 1), ("M", 4), ("A", 25)])
+def test_the_tolerance_is_two_product_pixels_per_side(tmp_path, forge_tiff_header, product, ratio):
+    grid = (100 * ratio // 4 * 4, 200 * ratio // 4 * 4)  # sides divisible by the ratio: exact expectations
+    eh, ew = grid[0] // ratio, grid[1] // ratio
+    bands = () if product == "P" else (8,)
+    for dh, dw in [(0, 0), (2, 0), (-2, 2), (0, -2)]:
+        path = forge_tiff_header(tmp_path / f"ok{dh}{dw}.tif", (*bands, eh + dh, ew + dw))
+        assert read_product_shape(path, product, grid)[1:] == (eh + dh, ew + dw)
+    for dh, dw in [(3, 0), (0, -3)]:
+        path = forge_tiff_header(tmp_path / f"bad{dh}{dw}.tif", (*bands, eh + dh, ew + dw))
+        with pytest.raises(DataError, match="does not fit the 3-band image"):
+            read_product_shape(path, product, grid)
+    assert PRODUCT_SIZE_TOLERANCE == 2
+
+
+def test_real_product_sizes_fit(tmp_path, forge_tiff_header):
+    """The real sizes of 6010_1_2 and 6120_2_2 (shared/real/README.md), as headers: all accepted."""
+    real = {"6010_1_2": {"P": (3348, 3396), "M": (837, 849), "A": (134, 136)},
+            "6120_2_2": {"P": (3348, 3403), "M": (837, 851), "A": (134, 137)}}
+    for image_id, sizes in real.items():
+        sizes["3"] = KNOWN_THREE_BAND_SIZES[image_id]
+        files = {p: forge_tiff_header(tmp_path / f"{image_id}_{p}.tif", ((3,) if p == "3" else () if p == "P"
+                                                                        else (8,)) + sizes[p])
+                 for p in sizes}
+        assert read_grid(files["3"]) == sizes["3"]
+        for p in ("P", "M", "A"):
+            assert read_product_shape(files[p], p, sizes["3"])[1:] == sizes[p]
+
+
+def _real_three_band_sizes() -> dict[str, tuple[int, int]]:
+    """3-band (H, W) of every real image, from its grid size: the pixel pitch in grid units is the same
+    for every image (6120_2_2: 3403 px over Xmax 0.009188, 3348 over -Ymin 0.00904; 6010_1_2 agrees to
+    1e-5), so H = -Ymin / pitch, W = Xmax / pitch, to within a pixel."""
+    px_per_unit = 3403 / 0.009188
+    sizes = {}
+    with open(REAL / "grid_sizes.csv") as f:
+        for row in list(csv.reader(f))[1:]:
+            sizes[row[0]] = (round(-float(row[2]) * px_per_unit), round(float(row[1]) * px_per_unit))
+    assert all(sizes[i] == known for i, known in KNOWN_THREE_BAND_SIZES.items())
+    return sizes
+
+
+def test_every_real_a_product_fits_its_3band_grid():
+    """The 26 real SWIR products in ../shared/real (read from the files) against their images'
+    3-band sizes: all within the tolerance, the worst (6040_4_4) 1.48 px off."""
+    files = sorted((REAL / "sixteen_band").glob("*_A.tif"))
+    if not files:
+        pytest.skip(f"the real A products are not in {REAL / 'sixteen_band'} (../shared beside the clone)")
+    grids = _real_three_band_sizes()
+    worst = 0.0
+    for path in files:
+        grid = grids[path.name[:-len("_A.tif")]]
+        _, h, w = read_product_shape(path, "A", grid)
+        worst = max(worst, abs(h - grid[0] / 25), abs(w - grid[1] / 25))
+        # The same file as the product of an image a scene's width away is refused.
+        with pytest.raises(DataError, match="does not fit"):
+            read_product_shape(path, "A", (grid[0], grid[1] * 2))
+    assert len(files) == 26 and 1.0 < worst <= PRODUCT_SIZE_TOLERANCE
+
+
+def test_every_size_the_synthetic_writer_makes_fits():
+    """`dstl synth` product sizes (M ~ H/4, A ~ H/25, each +-1 px) over its whole size range."""
+    from dstl.synthetic.render import sample_product_geometry
+    from dstl.synthetic.writer import MAX_SIDE, MIN_SIDE
+
+    rng = np.random.default_rng(0)
+    for side in list(range(MIN_SIDE, 200)) + [255, 256, 512, 1000, 1024, 3348, 3403, MAX_SIDE]:
+        for _ in range(20):
+            g = sample_product_geometry(rng, side, side + 7)
+            for size, ratio in ((g.m_size, 4), (g.a_size, 25)):
+                off = max(abs(size[0] - g.height / ratio), abs(size[1] - g.width / ratio))
+                assert off <= PRODUCT_SIZE_TOLERANCE, (side, size, ratio)
 
 
 # ----------------------------------------------------------------------------- plain images
@@ -260,12 +397,22 @@ def test_the_dstl_three_band_file_reads_as_an_rgb_image(make_dstl_folder, tmp_pa
 
 
 @pytest.mark.parametrize(("h", "w", "problem"), [(20, 50, "too small \\(at least 32"),
-                                                 (32, MAX_SIDE + 1, "too large \\(at most 12000")])
+                                                 (40, 51, "larger than the limit of 0.002 megapixels")])
 @pytest.mark.parametrize("fmt", ["png", "tif"])
-def test_image_size_limits(tmp_path, h, w, problem, fmt):
+def test_image_size_limits(tmp_path, monkeypatch, h, w, problem, fmt):
+    monkeypatch.setenv(MAX_MEGAPIXELS_ENV, "0.002")  # 2000 px
     path = tmp_path / f"x.{fmt}"
     Image.fromarray(np.zeros((h, w), np.uint8)).save(path)
-    with pytest.raises(DataError, match=f"{h} x {w} px is {problem}"):
+    with pytest.raises(DataError, match=f"{h} x {w} px (\\(0.0 megapixels\\) )?is {problem}"):
+        read_image(path)
+
+
+def test_a_forged_header_is_refused_before_any_pixel_is_read(tmp_path, forge_tiff_header):
+    """A file of a few hundred bytes claiming 20,000 x 20,000 px (1.2 GB of RGB) never gets an allocation."""
+    path = forge_tiff_header(tmp_path / "huge.tif", (3, 20000, 20000))
+    assert path.stat().st_size < 2000
+    with pytest.raises(DataError, match="huge.tif: image of 20000 x 20000 px .* is larger than the limit of "
+                                        "64 megapixels; .*DSTL_MAX_IMAGE_MEGAPIXELS=400"):
         read_image(path)
 
 

@@ -167,11 +167,21 @@ def test_wrong_dtype(tmp_path):
         read_tiff(tmp_path / "f.tif", bands=8, dtype=(np.uint8, np.uint16))
 
 
-def test_side_limit_checked_before_reading(tmp_path):
-    write_tiff(tmp_path / "big.tif", np.zeros((1, 300), np.uint8))
+def test_image_size_limit_checked_before_reading(tmp_path, monkeypatch):
+    write_tiff(tmp_path / "big.tif", np.zeros((3, 40, 60), np.uint8))
     cut(tmp_path / "big.tif", 0.9)  # truncated too: the size check must come first
-    with pytest.raises(DataError, match="longer than the limit of 200 px"):
-        read_tiff(tmp_path / "big.tif", max_side=200)
+    monkeypatch.setenv("DSTL_MAX_IMAGE_MEGAPIXELS", "0.002")  # 2000 px; the bands do not count
+    for bands in (3, None):
+        with pytest.raises(DataError, match=r"big\.tif: image of 40 x 60 px .* larger than the limit of "
+                                            "0.002 megapixels; .*DSTL_MAX_IMAGE_MEGAPIXELS=1"):
+            read_tiff(tmp_path / "big.tif", bands=bands)
+
+
+def test_a_forged_size_claim_is_refused_without_allocating(tmp_path, forge_tiff_header):
+    """A 400-byte file claiming 8 x 50,000 x 50,000 uint16 (40 GB): refused from the header."""
+    path = forge_tiff_header(tmp_path / "forged.tif", (8, 50000, 50000))
+    with pytest.raises(DataError, match="forged.tif: image of 50000 x 50000 px .* larger than the limit"):
+        read_tiff(path, bands=8)
 
 
 def test_bands_none_rejects_4d(tmp_path):

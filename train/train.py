@@ -52,6 +52,7 @@ from dstl.classes import NUM_CLASSES  # noqa: E402
 from dstl.engine import cpu_has_native_bf16  # noqa: E402
 from dstl.errors import DataError, DstlError  # noqa: E402
 from dstl.models.config import ModelConfig  # noqa: E402
+from dstl.progress import print_error  # noqa: E402
 from train import checkpoint as ckpt  # noqa: E402
 from train import distributed as ddp  # noqa: E402
 from train import report  # noqa: E402
@@ -747,10 +748,10 @@ def cli(argv: list[str] | None = None) -> int:
     try:
         main(argv)
     except DstlError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print_error(e)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted (resume with --resume)", file=sys.stderr)
+        print_error("interrupted (resume with --resume)")
         return 130
     return 0
 

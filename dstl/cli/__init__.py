@@ -3,15 +3,16 @@
 Each command lives in its own module exposing `register(subparsers)`, which adds its parser and
 sets `func` to a function taking the parsed arguments. `main` turns a `DstlError` (bad input)
 into a one-line message on stderr and exit status 2, and Ctrl-C into status 130, never a
-traceback. Outputs are written atomically by the commands, so a failure leaves no partial file.
+traceback; the message starts on a line of its own (`dstl.progress.print_error` closes any open
+progress bar first). Outputs are written atomically by the commands, so a failure leaves no partial file.
 """
 
 import argparse
 import importlib
-import sys
 
 from dstl import __version__
 from dstl.errors import DstlError
+from dstl.progress import print_error
 
 #: Modules under dstl.cli that provide a command, in the order `--help` lists them.
 COMMAND_MODULES = ("synth", "rasterize", "polygons", "evaluate", "predict", "submit", "figure")
@@ -35,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except DstlError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print_error(e)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print_error("interrupted")
         return 130
     return int(result or 0)

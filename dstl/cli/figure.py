@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix_str("rasterising labels")
             masks = dataset.masks(image_id)
         else:
-            print(f"note: {image_id} has no labels in train_wkt_v4.csv; the label panel is empty",
+            tqdm.write(f"note: {image_id} has no labels in train_wkt_v4.csv; the label panel is empty",
                   file=sys.stderr)
         bar.update()
         bar.set_postfix_str("drawing")

@@ -16,9 +16,6 @@ from tqdm import tqdm
 from dstl.classes import CLASS_IDS, NUM_CLASSES
 from dstl.errors import DataError, DstlError
 
-# A real scene is ~3400 px a side; refuse absurd files before reading their pixels.
-MAX_SIDE = 20000
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -40,13 +37,18 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def check_masks_size(path: Path, shape: tuple[int, ...], size: tuple[int, int], image_id: str) -> None:
+    """DataError unless a (10, h, w) mask stack has the 3-band size `size` = (H, W) of its image."""
+    if tuple(shape[1:]) != tuple(size):
+        raise DataError(f"{path}: masks are {shape[1]}x{shape[2]} px but image "
+                        f"{image_id} is {size[0]}x{size[1]} px (its 3-band size)")
+
+
 def check_masks(path: Path, masks: np.ndarray, size: tuple[int, int], image_id: str) -> np.ndarray:
     """Validate a (10, H, W) 0/1 integer mask stack for an image of 3-band size `size`."""
     if masks.dtype != bool and not np.issubdtype(masks.dtype, np.integer):
         raise DataError(f"{path}: mask samples must be integers 0/1 (uint8), got {masks.dtype.name}")
-    if masks.shape[1:] != size:
-        raise DataError(f"{path}: masks are {masks.shape[1]}x{masks.shape[2]} px but image "
-                        f"{image_id} is {size[0]}x{size[1]} px (its 3-band size)")
+    check_masks_size(path, masks.shape, size, image_id)
     if masks.size and (masks.min() < 0 or masks.max() > 1):
         raise DataError(f"{path}: mask values must be 0 or 1, found values in "
                         f"{masks.min()}..{masks.max()}")
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from dstl.dataset import DstlDataset
     from dstl.labels import write_wkt_csv
     from dstl.polygonize import masks_to_polygons
-    from dstl.tiff import read_tiff
+    from dstl.tiff import read_tiff, read_tiff_shape
 
     out = Path(args.out)
     if out.is_dir():
@@ -66,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
     image_id = dataset.check_id(args.image_id)
     transform = dataset.transform(image_id)
     path = Path(args.masks)
-    masks = read_tiff(path, bands=NUM_CLASSES, max_side=MAX_SIDE)
-    masks = check_masks(path, masks, (transform.height, transform.width), image_id)
+    size = (transform.height, transform.width)  # within the image size limits (dstl.limits)
+    # The header's size must be the image's before the pixels are read: it sizes the allocation.
+    check_masks_size(path, read_tiff_shape(path, bands=NUM_CLASSES), size, image_id)
+    masks = check_masks(path, read_tiff(path, bands=NUM_CLASSES), size, image_id)
     with tqdm(total=NUM_CLASSES, desc="polygons", unit="class", file=sys.stderr, leave=False) as bar:
         polys = masks_to_polygons(masks, transform, progress=lambda done, total: bar.update())
     write_wkt_csv(out, ((image_id, k, polys[k]) for k in CLASS_IDS))

@@ -83,6 +83,11 @@ class _Stopwatch:
         self.wall, self.cpu = wall, cpu
 
 
+def size_jitter(side: int) -> int:
+    """The most pixels `make_image` adds to or removes from a side of nominal length `side`."""
+    return max(round(side * 0.002), 2)
+
+
 def make_image(rng: np.random.Generator, image_id: str, size: tuple[int, int],
                timings: dict | None = None) -> SyntheticImage:
     """Generate one image of about `size` = (H, W) pixels, deterministic given `rng`.
@@ -92,7 +97,7 @@ def make_image(rng: np.random.Generator, image_id: str, size: tuple[int, int],
     """
     clock = _Stopwatch(timings)
     H0, W0 = size
-    jitter_h, jitter_w = max(round(H0 * 0.002), 2), max(round(W0 * 0.002), 2)
+    jitter_h, jitter_w = size_jitter(H0), size_jitter(W0)
     H = H0 + int(rng.integers(-jitter_h, jitter_h + 1))
     W = W0 + int(rng.integers(-jitter_w, jitter_w + 1))
     xmax, ymin = sample_grid_size(rng)

@@ -32,7 +32,8 @@ import numpy as np
 from dstl.atomic import write_text_atomic
 from dstl.errors import DstlError
 from dstl.labels import read_grid_sizes, write_wkt_csv
-from dstl.synthetic.image import SyntheticImage, make_image
+from dstl.limits import check_pixels
+from dstl.synthetic.image import SyntheticImage, make_image, size_jitter
 from dstl.tiff import write_tiff
 
 ID_PREFIX = "synth_"
@@ -101,6 +102,8 @@ def check_arguments(n_train: int, n_test: int, size: tuple[int, int], seed: int)
         raise DstlError(f"size must be two integers (height, width), got {size!r}")
     if not all(MIN_SIDE <= s <= MAX_SIDE for s in size):
         raise DstlError(f"image size {size[0]}x{size[1]} is outside {MIN_SIDE}..{MAX_SIDE} px per side")
+    # Never write images that every reader would refuse (the largest one the jitter can make).
+    check_pixels(f"image size {size[0]}x{size[1]}", *(int(s) + size_jitter(int(s)) for s in size))
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise DstlError(f"seed must be a non-negative integer, got {seed!r}")
 

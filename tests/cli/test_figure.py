@@ -11,6 +11,7 @@ from PIL import Image
 from dstl.classes import class_by_id
 from dstl.cli import main
 from dstl.cli.figure import parse_classes
+from tests.cli_runner import assert_error_on_its_own_line
 
 
 @pytest.fixture
@@ -76,6 +77,15 @@ def test_missing_product_file(data, tmp_path, capsys):
     out = tmp_path / "fig.png"
     assert main(["figure", str(data), "9001_0_0", "--out", str(out)]) == 2
     assert "9001_0_0_M.tif" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_product_that_does_not_fit_the_grid(data, tmp_path, capsys, forge_tiff_header):
+    forge_tiff_header(data / "sixteen_band" / "9001_0_0_M.tif", (8, 1, 1))
+    out = tmp_path / "fig.png"
+    assert main(["figure", str(data), "9001_0_0", "--out", str(out)]) == 2
+    line = assert_error_on_its_own_line(capsys.readouterr().err)
+    assert "9001_0_0_M.tif: M product of 1 x 1 px does not fit the 3-band image of 64 x 72" in line
     assert not out.exists()
 
 

@@ -91,10 +91,20 @@ def test_missing_truncated_and_corrupt_mask_files(data, tmp_path):
     write_masks(src, make_masks())
     src.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
     res = dstl("polygons", src, "--data", data, "--image-id", "9001_0_0", "--out", out)
-    assert res.returncode == 2 and "truncated" in error_line(res, one_line=False)
+    assert res.returncode == 2 and "truncated" in error_line(res)
     src.write_bytes(b"not a tiff at all")
     res = dstl("polygons", src, "--data", data, "--image-id", "9001_0_0", "--out", out)
-    assert res.returncode == 2 and "masks.tif" in error_line(res, one_line=False)
+    assert res.returncode == 2 and "masks.tif" in error_line(res)
+    assert not out.exists()
+
+
+def test_a_forged_mask_size_is_refused_from_the_header(data, tmp_path, forge_tiff_header):
+    """A 600-byte file claiming (10, 20000, 20000) masks: refused against the image's size, unread."""
+    src = forge_tiff_header(tmp_path / "masks.tif", (10, 20000, 20000), dtype=np.uint8)
+    out = tmp_path / "rows.csv"
+    res = dstl("polygons", src, "--data", data, "--image-id", "9001_0_0", "--out", out)
+    assert res.returncode == 2
+    assert "masks.tif: masks are 20000x20000 px but image 9001_0_0 is 64x72 px" in error_line(res)
     assert not out.exists()
 
 

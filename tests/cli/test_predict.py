@@ -18,6 +18,7 @@ from dstl.dataset import DstlDataset
 from dstl.errors import DstlError
 from dstl.exports import read_geojson, read_masks_tiff, read_metrics_json
 from dstl.labels import iter_wkt_rows
+from tests.cli_runner import assert_error_on_its_own_line, dstl
 
 LABELLED, TEST = "9001_0_0", "9002_3_4"  # conftest's default ids: 9001_* labelled, 9002_3_4 a test image
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,8 +147,15 @@ def _corrupt_m_file(data):
     ("bad batch size", "--batch-size must be >= 1"),
     ("bad device", "not a device"),
     ("not a dataset", "dataset folder not found"),
+    ("M of 8 x 1 x 1", f"{TEST}_M.tif: M product of 1 x 1 px does not fit the 3-band image of 50 x 45 px: "
+                       "expected about 12.5 x 11.2 px"),
+    ("A larger than the image", f"{TEST}_A.tif: A product of 60 x 60 px does not fit"),
+    ("header claims 20000 x 20000 px", f"{TEST}.tif: image of 20000 x 20000 px (400.0 megapixels) is larger "
+                                       "than the limit of 64 megapixels"),
+    ("1 x 1 px image", f"{TEST}.tif: image of 1 x 1 px is too small"),
 ])
-def test_bad_input_is_one_line_and_writes_nothing(data, weights, tmp_path, capsys, case, message):
+def test_bad_input_is_one_line_and_writes_nothing(data, weights, tmp_path, capsys, forge_tiff_header, case,
+                                                  message):
     out = tmp_path / "out"
     ids = [LABELLED, TEST]
     extra: list[str] = []
@@ -176,6 +184,14 @@ def test_bad_input_is_one_line_and_writes_nothing(data, weights, tmp_path, capsy
         extra = ["--device", "gpu please"]
     elif case == "not a dataset":
         data = tmp_path / "no-data"
+    elif case == "M of 8 x 1 x 1":
+        forge_tiff_header(data / "sixteen_band" / f"{TEST}_M.tif", (8, 1, 1))
+    elif case == "A larger than the image":
+        forge_tiff_header(data / "sixteen_band" / f"{TEST}_A.tif", (8, 60, 60))
+    elif case == "header claims 20000 x 20000 px":
+        forge_tiff_header(data / "three_band" / f"{TEST}.tif", (3, 20000, 20000))
+    elif case == "1 x 1 px image":
+        forge_tiff_header(data / "three_band" / f"{TEST}.tif", (3, 1, 1))
     assert predict(data, ids, out, weights, *extra) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -227,3 +243,13 @@ def test_help_explains_every_option(capsys):
     for option in ("--out", "--weights", "--tta", "--thresholds", "--batch-size", "--precision", "--device",
                    "--overlap", "IMAGE_ID", "owner/name[@revision]"):
         assert option in text
+
+
+def test_an_error_midway_starts_its_own_line(data, weights, tmp_path):
+    """The command as a user runs it, failing on its second image while the images bar is drawn."""
+    path = data / "sixteen_band" / f"{TEST}_A.tif"
+    path.write_bytes(path.read_bytes()[:-40])
+    res = dstl("predict", data, LABELLED, TEST, "--out", tmp_path / "out", "--weights", weights,
+               "--precision", "fp32", "--device", "cpu")
+    assert res.returncode == 2 and "images:  50%" in res.stderr, res.stderr
+    assert f"{TEST}_A.tif: truncated TIFF" in assert_error_on_its_own_line(res.stderr)

@@ -93,3 +93,35 @@ def test_bad_grid_sizes_header(data, tmp_path):
     res = dstl("rasterize", data, "9001_0_0", "--out", out)
     assert res.returncode == 2 and "grid_sizes.csv: line 1: header" in error_line(res)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("size, message", [
+    ((20000, 20000), "9001_0_0.tif: image of 20000 x 20000 px (400.0 megapixels) is larger than the limit "
+                     "of 64 megapixels; if you do have such an image and the memory for it (~130 bytes per "
+                     "pixel for 20 bands), raise the limit with the environment variable "
+                     "DSTL_MAX_IMAGE_MEGAPIXELS=400"),
+    ((1, 1), "9001_0_0.tif: image of 1 x 1 px is too small (at least 32 px per side"),
+])
+def test_a_3band_size_outside_the_limits_is_refused_before_any_allocation(data, tmp_path, forge_tiff_header,
+                                                                          size, message):
+    """The header of a few hundred bytes that made rasterize allocate a (10, 20000, 20000) stack."""
+    forge_tiff_header(data / "three_band" / "9001_0_0.tif", (3, *size))
+    out = tmp_path / "masks.tif"
+    res = dstl("rasterize", data, "9001_0_0", "--out", out)
+    assert res.returncode == 2
+    assert message in error_line(res)
+    assert not out.exists()
+
+
+def test_the_environment_variable_moves_the_limit_for_every_command(data, tmp_path, monkeypatch):
+    """9001_0_0 is 64 x 72 = 4608 px: over a limit of 0.004 megapixels, under one of 0.005."""
+    out = tmp_path / "masks.tif"
+    monkeypatch.setenv("DSTL_MAX_IMAGE_MEGAPIXELS", "0.004")
+    res = dstl("rasterize", data, "9001_0_0", "--out", out)
+    assert res.returncode == 2 and "larger than the limit of 0.004 megapixels" in error_line(res)
+    monkeypatch.setenv("DSTL_MAX_IMAGE_MEGAPIXELS", "0.005")
+    assert dstl("rasterize", data, "9001_0_0", "--out", out).returncode == 0
+    monkeypatch.setenv("DSTL_MAX_IMAGE_MEGAPIXELS", "many")
+    res = dstl("rasterize", data, "9001_0_0", "--out", tmp_path / "other.tif")
+    assert res.returncode == 2
+    assert "DSTL_MAX_IMAGE_MEGAPIXELS='many' must be a positive number" in error_line(res)

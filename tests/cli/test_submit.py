@@ -17,6 +17,7 @@ from dstl.cli import main
 from dstl.cli.submit import merge_partials, partial_path
 from dstl.errors import DataError, DstlError
 from dstl.labels import WKT_HEADER, write_wkt_csv
+from tests.cli_runner import assert_error_on_its_own_line, dstl
 
 ROOT = Path(__file__).resolve().parents[2]
 #: 3-band sizes: two labelled images, then four test images (sample_submission.csv in this order).
@@ -96,8 +97,12 @@ def test_rows_equal_predicts_csv_and_evaluate_reads_them(data, weights, tmp_path
     ("missing weights", "not a dstl weights folder"),
     ("out is a folder", "is a folder"),
     ("bad thresholds", "--thresholds"),
+    ("A larger than the image", "9005_0_3_A.tif: A product of 100 x 100 px does not fit the 3-band image"),
+    ("header claims 20000 x 20000 px", "9005_0_3.tif: image of 20000 x 20000 px (400.0 megapixels) is "
+                                       "larger than the limit of 64 megapixels"),
 ])
-def test_bad_input_is_one_line_and_writes_nothing(data, weights, tmp_path, capsys, case, message):
+def test_bad_input_is_one_line_and_writes_nothing(data, weights, tmp_path, capsys, forge_tiff_header, case,
+                                                  message):
     out = tmp_path / "out" / "submission.csv"
     extra: list[str] = []
     if case == "unknown id":
@@ -113,6 +118,10 @@ def test_bad_input_is_one_line_and_writes_nothing(data, weights, tmp_path, capsy
         out.mkdir(parents=True)
     elif case == "bad thresholds":
         extra = ["--thresholds", "1,2"]
+    elif case == "A larger than the image":
+        forge_tiff_header(data / "sixteen_band" / "9005_0_3_A.tif", (8, 100, 100))
+    elif case == "header claims 20000 x 20000 px":
+        forge_tiff_header(data / "three_band" / "9005_0_3.tif", (3, 20000, 20000))
     assert submit(data, out, weights, *extra) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -193,3 +202,14 @@ def test_torchrun_two_ranks_give_the_same_file(data, weights, tmp_path):
     assert "error: rank 1 failed while segmenting its images: " in proc.stderr
     assert "9005_0_3_A.tif: truncated TIFF" in proc.stderr
     assert list(bad.parent.iterdir()) == []
+
+
+def test_an_error_midway_starts_its_own_line(data, weights, tmp_path):
+    """The command as a user runs it, failing on the third image while its bars are drawn."""
+    path = data / "sixteen_band" / "9004_2_2_A.tif"
+    path.write_bytes(path.read_bytes()[:-40])
+    out = tmp_path / "out" / "submission.csv"
+    res = dstl("submit", data, "--out", out, "--weights", weights, "--precision", "fp32", "--device", "cpu")
+    assert res.returncode == 2 and "images:  50%" in res.stderr, res.stderr
+    assert "9004_2_2_A.tif: truncated TIFF" in assert_error_on_its_own_line(res.stderr)
+    assert not out.exists()

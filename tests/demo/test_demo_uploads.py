@@ -128,6 +128,23 @@ def test_four_files_that_are_not_one_images_products_are_refused(tmp_path, dstl_
         read_upload(paths, max_bytes=BIG, max_pixels=BIG)
 
 
+@pytest.mark.parametrize(("product", "shape", "match"), [
+    ("M", (8, 1, 1), "9001_0_0_M.tif: M product of 1 x 1 px does not fit the 3-band image of 64 x 72 px"),
+    ("A", (8, 100, 100), "9001_0_0_A.tif: A product of 100 x 100 px does not fit"),
+    ("3", (3, 20000, 20000), "9001_0_0.tif: image of 20000 x 20000 px .* larger than the limit of 64 "),
+])
+def test_products_outside_the_size_rules_are_refused_by_name(tmp_path, dstl_folder, forge_tiff_header,
+                                                             product, shape, match):
+    """Forged headers: the visitor's file name, its size and the expected one; nothing allocated."""
+    paths = _dstl_upload(tmp_path, dstl_folder, "9001_0_0")
+    name = "9001_0_0.tif" if product == "3" else f"9001_0_0_{product}.tif"
+    forged = next(p for p in paths if p.name == name)
+    forge_tiff_header(forged, shape)
+    with pytest.raises(DataError, match=match) as e:
+        read_upload(paths, max_bytes=BIG, max_pixels=BIG)
+    assert str(tmp_path) not in str(e.value)  # the server's temporary paths stay private
+
+
 def test_other_file_counts_are_refused(tmp_path, dstl_folder):
     paths = _dstl_upload(tmp_path, dstl_folder, "9001_0_0", {"3": "a.tif", "P": "a_P.tif", "M": "a_M.tif"})
     with pytest.raises(DataError, match="3 files uploaded"):

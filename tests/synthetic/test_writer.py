@@ -185,6 +185,9 @@ def test_an_interrupted_run_leaves_no_half_dataset(tmp_path, monkeypatch):
     ({"n_train": 0, "n_test": 0}, "at least one"),
     ({"size": (63, 100)}, "outside"),
     ({"size": (100, 9000)}, "outside"),
+    # 8192 x 8192 jitters up to 8208 x 8208 = 67.4 megapixels: every reader would refuse such images.
+    ({"size": (8192, 8192)}, "image size 8192x8192: image of 8208 x 8208 px .* larger than the limit of 64 "
+                             "megapixels; .*DSTL_MAX_IMAGE_MEGAPIXELS=68"),
     ({"seed": -5}, "seed"),
 ])
 def test_rejects_bad_arguments(tmp_path, kwargs, match):

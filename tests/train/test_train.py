@@ -17,6 +17,7 @@ from dstl.bands import ALL_BANDS
 from dstl.dataset import DstlDataset
 from dstl.engine import predict_scene
 from dstl.models import load_model
+from tests.cli_runner import assert_error_on_its_own_line
 from train.checkpoint import load_checkpoint
 from train.train import cli, main
 
@@ -262,3 +263,25 @@ def test_head_bias_starts_at_the_class_prior():
     assert torch.allclose(p, torch.tensor(freq).clamp(1e-4, 1 - 1e-4), rtol=1e-5)
     with pytest.raises(ConfigError, match="head_bias_prior"):
         init_head_bias(torch.nn.Conv2d(3, 10, 3), freq)
+
+
+@pytest.mark.parametrize("damage", ["truncated pixel data", "M product of 8 x 1 x 1"])
+def test_an_error_while_loading_images_starts_its_own_line(data, tmp_path, forge_tiff_header, damage):
+    """The real script, failing while the 'loading training images' bar is drawn: the error must start
+    at column 0 (not after the bar's text) and no bar may be drawn after it."""
+    for image_id in LABELLED:
+        if damage == "truncated pixel data":
+            path = data / "sixteen_band" / f"{image_id}_A.tif"
+            path.write_bytes(path.read_bytes()[:-40])  # header intact: found when the pixels are read
+        else:
+            forge_tiff_header(data / "sixteen_band" / f"{image_id}_M.tif", (8, 1, 1))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, str(REPO / "train" / "train.py"),
+                          *_args(data, tmp_path / "w", tmp_path / "c.pt")],
+                         capture_output=True, cwd=REPO, env=env, timeout=300)
+    stderr = res.stderr.decode()
+    assert res.returncode == 2 and "loading training images" in stderr, stderr
+    line = assert_error_on_its_own_line(stderr)
+    expected = "truncated TIFF" if damage == "truncated pixel data" else "M product of 1 x 1 px does not fit"
+    assert expected in line
+    assert not (tmp_path / "w").exists()
