@@ -385,7 +385,8 @@ class Predictor:
         overlap: pixels shared by neighbouring tiles (default tile_size // 4).
         max_tile_size: largest tile the engine may use to cover a scene with fewer computed
             pixels (default 2 * tile_size; equal to tile_size for a fixed tile size).
-        batch_size: tiles per forward pass (default 4 on CPU, 16 on CUDA).
+        batch_size: base-size tiles per forward pass (default 4 on CPU, 16 on CUDA); larger
+            tiles come in batches of about the same number of pixels (`batch_for`).
         tta: average over the 8 flips/rotations by default in `predict`.
         precision: "auto", "fp32", "bf16" or "int8" (see the module docstring).
         device: "cpu", "cuda", a torch.device, or None for CUDA if available else CPU.

@@ -5,7 +5,7 @@ The inference engine (`dstl.engine`) runs a model through one of these runners:
 - float (fp32, and bf16 under autocast): `FloatRunner` keeps a copy of the module with every
   BatchNorm2d that follows a Conv2d inside a plain nn.Sequential folded into that convolution
   (`fold_batchnorm`), in channels_last memory format. The same arithmetic up to rounding, one
-  pass over the activations less per block: ~5-10 % faster on the bundled UNets.
+  pass over the activations less per block: 6-8 % faster per tile on the bundled UNet.
 - int8 (CPU only): `Int8Model`, post-training static quantisation through one of PyTorch's
   quantised engines (`int8_engines`). Which engine's kernels are fastest depends on the CPU and
   on what the process may use of it (see `int8_engines`), so the engine measures them
