@@ -176,8 +176,8 @@ def worker(args) -> None:
         info = {k: pred.info[k] for k in ("precision", "setup_seconds", "batch_size", "tile_size")}
         if pred.info.get("int8_engine"):
             info["int8_engine"] = pred.info["int8_engine"]
-        if args.precision == "auto" and cfg == "engine":
-            prof = predictor.speed_profile()
+        prof = predictor.speed_profile(measure=False)  # what the run measured, if it did
+        if prof is not None:
             info["speed_profile"] = {"tile_seconds": dict(prof.tile_seconds), "int8_engine": prof.int8_engine,
                                      "probe_seconds": prof.probe_seconds}
     elif cfg == "loop-fp32":

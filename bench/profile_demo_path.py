@@ -210,8 +210,8 @@ def worker(args) -> None:
         del seg, result, rendered
     profile = None
     for predictor in service._predictors.values():
-        if predictor.precision == "auto" and predictor.device.type == "cpu":
-            p = predictor.speed_profile()
+        p = predictor.speed_profile(measure=False)
+        if p is not None:
             profile = {"tile_seconds": dict(p.tile_seconds), "int8_engine": p.int8_engine,
                        "probe_seconds": p.probe_seconds}
     print(json.dumps({"rounds": rounds, "peak_rss_mb": peak_rss_mb(), "missing": missing,

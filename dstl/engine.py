@@ -494,8 +494,9 @@ class Predictor:
         return autotune.choose_precision(self.speed_profile(), tile_passes,
                                          calibration_tiles=calibration_tiles, int8_ready=ready)
 
-    def speed_profile(self) -> autotune.SpeedProfile:
-        """Measured seconds per tile forward at each precision on this machine (CPU only).
+    def speed_profile(self, measure: bool = True) -> autotune.SpeedProfile | None:
+        """Measured seconds per tile forward at each precision on this machine (CPU only);
+        with `measure` False, the profile only if it was measured already (else None).
 
         Measured once per process for this model architecture, tile size, bands, threads and
         CPU (see `dstl.autotune`; ~1-4 s on a 2-core CPU for the bundled UNets) and reused by every
@@ -503,6 +504,8 @@ class Predictor:
         for it. The int8 model built while measuring is kept for later int8 runs.
         """
         if self._profile is None:
+            if not measure:
+                return autotune.cached_only(self._profile_key())
             self._profile = autotune.cached_profile(self._profile_key(), self._measure_speeds)
         return self._profile
 

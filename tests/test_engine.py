@@ -387,6 +387,7 @@ def test_auto_precision_follows_the_measured_speeds_and_the_amount_of_work(monke
     monkeypatch.setattr(autotune, "measure_speeds", fake)
     p = Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=32, device="cpu")
     assert p.resolve_precision(1) == "fp32" and not fake.calls  # too small a run to pay for a probe
+    assert p.speed_profile(measure=False) is None and not fake.calls
     assert p.resolve_precision(10_000) == many and fake.calls    # a large one measures
     assert p.resolve_precision(1) == few                         # and later small runs use it
     assert p.speed_profile().tile_seconds == {k: v for k, v in seconds.items() if k != "bf16" or v <= 1.5}
