@@ -2,6 +2,15 @@
 
     .venv/bin/python bench/bench_inference.py                      # full scene, 3 runs (long)
     .venv/bin/python bench/bench_inference.py --size 640x800 --runs 1 --precision int8  # smoke test
+    .venv/bin/python bench/bench_inference.py --weights-dir weights/unet-20band --tile 256 --overlap 64
+    .venv/bin/python bench/bench_inference.py --emulate-avx2 ...   # as on an AVX2-only CPU
+
+`--weights-dir` benchmarks trained weights (a Hub-layout folder, e.g. the bundled width-16 UNet)
+with their own normalisation instead of the default-size random UNet. `--emulate-avx2` re-runs the
+whole command with the ISA caps of `bench/isa_caps.py` (no AVX-512, VNNI or AMX for ATen, oneDNN
+and FBGEMM) and reports what the kernels used. The matrix-multiply rates are bounded in time
+(`_rate`): on CPUs where a kernel is very slow (int8 without VNNI) they are measured on smaller
+matrices instead of stalling the run.
 
 One run on one machine. The scene is a synthetic DSTL scene (20 bands, `--size`, default a full
 3350x3400; `--scene random` for uniform noise) written once to a temporary .npy file; the model
@@ -18,13 +27,15 @@ including the scene, the model and Python/torch themselves, is independent of th
 configurations are interleaved round by round, because the CPU may be shared:
 
 - engine:       `dstl.engine.Predictor` as the CLI and app use it (`--precision`, default auto:
-                on a CPU without native bf16 but with VNNI that is int8; see dstl/engine.py).
+                the precision measured fastest for the scene's tile count, see dstl/autotune.py;
+                its one-off measurement is part of the timed run, as for a first request).
 - engine-fp32:  the same engine in fp32 (channels_last, batched): the reference for agreement.
 - loop-fp32:    the straightforward loop: normalise and reflect-pad the whole scene, one tile at a
                 time in fp32 (NCHW, batch 1, torch.no_grad), identical tiles, overlap and window.
 - monai:        MONAI's `sliding_window_inference` (fp32, same tile size, overlap fraction and
                 batch size, gaussian blending, reflect padding) on the normalised scene.
 - engine-bf16:  optional (`--configs`), bf16 autocast; slow on CPUs without native bf16.
+- engine-int8:  optional (`--configs`), int8 through the engine's int8 engine choice.
 
 Reported per configuration: seconds per scene (median over runs), tile passes per second, the
 model's achieved FLOP/s (FLOPs per tile from torch.utils.flop_counter times tiles, over the time
@@ -52,13 +63,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import isa_caps  # noqa: E402  (bench/, beside this script)
+
 from dstl.atomic import write_text_atomic  # noqa: E402
 from dstl.bands import ALL_BANDS  # noqa: E402
 from dstl.classes import NUM_CLASSES  # noqa: E402
 from dstl.engine import Predictor, TilePlan  # noqa: E402
 from dstl.normalization import BandStats  # noqa: E402
 
-CONFIGS = ("engine", "engine-fp32", "loop-fp32", "monai", "engine-bf16")
+CONFIGS = ("engine", "engine-fp32", "loop-fp32", "monai", "engine-bf16", "engine-int8")
 DEFAULT_CONFIGS = ("engine", "engine-fp32", "loop-fp32", "monai")
 
 
@@ -75,9 +88,15 @@ def peak_rss_mb() -> float:
 # Worker side (one configuration, one run, in a fresh process)
 
 
-def build_model(weights: str | None):
+def build_model(weights: str | None, weights_dir: str | None = None):
+    """The benchmarked module: trained weights from a Hub-layout folder (`--weights-dir`), or the
+    default-size UNet with random weights (seed 0) and, if given, a fitted state dict."""
     from dstl.models.unet import UNet
 
+    if weights_dir:
+        from dstl.models import load_model
+
+        return load_model(weights_dir).module.eval()
     torch.manual_seed(0)
     if not weights:
         return UNet().eval()  # default size: base width 32, 20 -> 10
@@ -140,7 +159,7 @@ def worker(args) -> None:
     if crop:
         data = np.ascontiguousarray(data[:, :crop, :crop])
     stats = BandStats.from_dict(json.loads(Path(args.stats).read_text()))
-    model = build_model(args.weights)
+    model = build_model(args.weights, args.weights_dir)
     rss_ready = peak_rss_mb()
     cfg = args.worker
     t0 = time.perf_counter()
@@ -148,12 +167,19 @@ def worker(args) -> None:
     if cfg.startswith("engine"):
         from dstl.scene import Scene
 
-        precision = {"engine": args.precision, "engine-fp32": "fp32", "engine-bf16": "bf16"}[cfg]
+        precision = {"engine": args.precision, "engine-fp32": "fp32", "engine-bf16": "bf16",
+                     "engine-int8": "int8"}[cfg]
         predictor = Predictor(model, bands=ALL_BANDS, normalization=stats, tile_size=args.tile,
                               overlap=args.overlap, batch_size=args.batch, precision=precision, device="cpu")
         pred = predictor.predict(Scene("bench", data, ALL_BANDS))
         probs, model_s, tiles = pred.probs, pred.info["model_seconds"], pred.info["tiles"]
-        info = {k: pred.info[k] for k in ("precision", "setup_seconds", "batch_size")}
+        info = {k: pred.info[k] for k in ("precision", "setup_seconds", "batch_size", "tile_size")}
+        if pred.info.get("int8_engine"):
+            info["int8_engine"] = pred.info["int8_engine"]
+        prof = predictor.speed_profile(measure=False)  # what the run measured, if it did
+        if prof is not None:
+            info["speed_profile"] = {"tile_seconds": dict(prof.tile_seconds), "int8_engine": prof.int8_engine,
+                                     "probe_seconds": prof.probe_seconds}
     elif cfg == "loop-fp32":
         probs, model_s, tiles = run_loop(data, model, stats, args.tile, args.overlap)
     elif cfg == "monai":
@@ -249,49 +275,81 @@ def make_scene(kind: str, size: tuple[int, int], seed: int, tmp: Path) -> tuple[
     return scene_path, None, f"uniform random data (seed {seed})"
 
 
-def matmul_rates() -> dict[str, float]:
-    """Best-of-3 rates in GFLOP/s (GOP/s for int8) of large matrix multiplies on this CPU."""
-    import warnings
-
-    def best(f, flops):
-        f()
+def _rate(make, budget: float, sizes=(256, 512, 1024, 2048, 4096)) -> tuple[float, int]:
+    """Best-of-3 rate (G op/s) of `make(n)()` (2 n^3 ops) at the largest n of `sizes` whose run
+    stays well within `budget` seconds: sizes grow only while the next (~8x longer) run would
+    fit, so a slow kernel (e.g. `torch._int_mm` on a CPU without VNNI, emulated and very slow)
+    is measured on small matrices instead of stalling the benchmark."""
+    rate, used = 0.0, sizes[0]
+    for n in sizes:
+        f = make(n)
+        t0 = time.perf_counter()
+        f()  # warm-up
+        if time.perf_counter() - t0 > budget and rate:
+            break
         times = []
         for _ in range(3):
             t0 = time.perf_counter()
             f()
             times.append(time.perf_counter() - t0)
-        return flops / min(times) / 1e9
+        rate, used = max(rate, 2 * n**3 / min(times) / 1e9), n
+        if 8 * min(times) > budget / 4:
+            break
+    return rate, used
+
+
+def matmul_rates(budget: float = 2.0) -> dict[str, float]:
+    """Rates in GFLOP/s (GOP/s for int8) of large matrix multiplies on this CPU, each bounded by
+    `budget` seconds (see `_rate`; the sizes used are returned as "<kind>_n")."""
+    import warnings
 
     out = {}
-    n = 4096
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out["fp32"] = best(lambda: a @ b, 2 * n**3)
-    n = 2048
-    a16, b16 = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
-    out["bf16"] = best(lambda: a16 @ b16, 2 * n**3)
+
+    def float_mm(dtype):
+        def make(n):
+            a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+            return lambda: a @ b
+        return make
+
+    out["fp32"], out["fp32_n"] = _rate(float_mm(torch.float32), budget)
+    out["bf16"], out["bf16_n"] = _rate(float_mm(torch.bfloat16), budget)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        n = 4096
-        ai = torch.randint(-128, 127, (n, n), dtype=torch.int8)
-        bi = torch.randint(-128, 127, (n, n), dtype=torch.int8)
-        rate = best(lambda: torch._int_mm(ai, bi), 2 * n**3)
+
+        def int_mm(n):
+            ai = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+            bi = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+            return lambda: torch._int_mm(ai, bi)
+
+        def qlinear(engine):
+            def make(n):
+                torch.backends.quantized.engine = engine
+                xq = torch.quantize_per_tensor(torch.rand(n, n), 1 / 255, 0, torch.quint8)
+                wq = torch.quantize_per_tensor(torch.randn(n, n), 0.05, 0, torch.qint8)
+                packed = torch.ops.quantized.linear_prepack(wq, None)
+
+                def run():
+                    torch.backends.quantized.engine = engine
+                    torch.ops.quantized.linear(xq, packed, 1.0, 0)
+                return run
+            return make
+
         prev = torch.backends.quantized.engine
         try:
-            torch.backends.quantized.engine = "x86"
-            xq = torch.quantize_per_tensor(torch.rand(n, n), 1 / 255, 0, torch.quint8)
-            wq = torch.quantize_per_tensor(torch.randn(n, n), 0.05, 0, torch.qint8)
-            packed = torch.ops.quantized.linear_prepack(wq, None)
-            rate = max(rate, best(lambda: torch.ops.quantized.linear(xq, packed, 1.0, 0), 2 * n**3))
+            rates = [_rate(int_mm, budget)]
+            for engine in ("x86", "onednn", "fbgemm"):
+                if engine in torch.backends.quantized.supported_engines:
+                    rates.append(_rate(qlinear(engine), budget))
         finally:
             torch.backends.quantized.engine = prev
-        out["int8"] = rate
+        out["int8"], out["int8_n"] = max(rates)
     return out
 
 
-def model_flops_per_tile(tile: int) -> float:
+def model_flops_per_tile(tile: int, weights_dir: str | None = None) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = build_model(None)
+    model = build_model(None, weights_dir)
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
         model(torch.zeros(1, len(ALL_BANDS), tile, tile))
     return float(fc.get_total_flops())
@@ -302,6 +360,8 @@ def call_worker(args, cfg: str, tmp: Path, weights: Path | None, masks: Path | N
     cmd = [sys.executable, __file__, "--worker", cfg, "--scene-file", str(tmp / "scene.npy"),
            "--stats", str(tmp / "stats.json"), "--tile", str(args.tile), "--overlap", str(args.overlap),
            "--batch", str(args.batch), "--precision", precision or args.precision]
+    if args.weights_dir:
+        cmd += ["--weights-dir", args.weights_dir]
     if weights:
         cmd += ["--weights", str(weights)]
     if masks:
@@ -332,6 +392,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
                     help=f"comma-separated subset of {','.join(CONFIGS)}")
     ap.add_argument("--precision", default="auto", help="precision of the 'engine' configuration")
+    ap.add_argument("--weights-dir", default=None,
+                    help="benchmark trained weights from this Hub-layout folder (e.g. weights/unet-20band; "
+                         "its own normalisation, no head fitting) instead of the default-size random UNet")
+    ap.add_argument("--emulate-avx2", action="store_true",
+                    help="run everything with ISA caps that imitate an AVX2-only CPU (bench/isa_caps.py)")
     ap.add_argument("--tile", type=int, default=224, help="tile size (the UNet's training size)")
     ap.add_argument("--overlap", type=int, default=56, help="tile overlap in pixels (engine default: tile/4)")
     ap.add_argument("--batch", type=int, default=4,
@@ -354,6 +419,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--masks", help=argparse.SUPPRESS)
     ap.add_argument("--crop", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.emulate_avx2 and not isa_caps.emulating_avx2():
+        # re-run this very command under the caps: every process (matmul rates, workers) obeys them
+        argv = sys.argv[1:] if argv is None else list(argv)
+        env = {**os.environ, **isa_caps.AVX2_ENV}
+        raise SystemExit(subprocess.run([sys.executable, __file__, *argv], env=env).returncode)
     if args.fit:
         fit_worker(args)
         return {}
@@ -367,20 +437,26 @@ def main(argv=None) -> dict:
         ap.error(f"unknown configurations {bad}")
     baseline_runs = args.runs if args.baseline_runs is None else args.baseline_runs
     started = time.perf_counter()
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="dstl-bench-") as tmpdir:
         tmp = Path(tmpdir)
         print(f"scene {args.size[0]}x{args.size[1]} ({args.scene}) ...", file=sys.stderr, flush=True)
         _, labels, scene_desc = make_scene(args.scene, args.size, args.seed, tmp)
         data = np.load(tmp / "scene.npy", mmap_mode="r")
         h, w = data.shape[1:]
-        stats = BandStats.from_arrays(ALL_BANDS, [data], max_pixels=500_000)
+        if args.weights_dir:  # trained weights bring their own normalisation
+            from dstl.models import load_model
+
+            stats = load_model(args.weights_dir).config.normalization
+        else:
+            stats = BandStats.from_arrays(ALL_BANDS, [data], max_pixels=500_000)
         del data
         (tmp / "stats.json").write_text(json.dumps(stats.to_dict()))
-        flops = model_flops_per_tile(args.tile)
+        flops = model_flops_per_tile(args.tile, args.weights_dir)
 
         weights = None
         fit_seconds = 0.0
-        if args.fit_tiles > 0 and labels is not None:
+        if args.fit_tiles > 0 and labels is not None and not args.weights_dir:
             print(f"fitting the UNet's head on {args.fit_tiles} tiles ...", file=sys.stderr, flush=True)
             weights = tmp / "fitted.pt"
             t0 = time.perf_counter()
@@ -400,7 +476,7 @@ def main(argv=None) -> dict:
             for cfg in configs:
                 if cfg == "engine" and r >= args.runs:
                     continue
-                if cfg in ("engine-fp32", "engine-bf16") and r >= 1:
+                if cfg in ("engine-fp32", "engine-bf16", "engine-int8") and r >= 1:
                     continue
                 if cfg in ("loop-fp32", "monai") and r >= baseline_runs:
                     continue
@@ -433,17 +509,22 @@ def main(argv=None) -> dict:
         sec = statistics.median(r["seconds"] for r in rs)
         msec = statistics.median(r["model_seconds"] for r in rs)
         tiles = rs[0]["tiles"]
-        achieved = flops * tiles / msec / 1e9
+        # FLOPs scale with the tile's area; the engine may use larger tiles than --tile
+        tile_flops = flops * (rs[0].get("tile_size", args.tile) / args.tile) ** 2
+        achieved = tile_flops * tiles / msec / 1e9
         summary[cfg] = {
             "seconds_per_scene": sec, "seconds_all_runs": [r["seconds"] for r in rs],
             "model_seconds": msec, "tiles": tiles, "tiles_per_second": tiles / sec,
+            "tile_size": rs[0].get("tile_size", args.tile),
             "model_gflops": achieved,
             "fraction_of_fp32_matmul": achieved / rate["fp32"],
             "fraction_of_bf16_matmul": achieved / rate["bf16"],
             "fraction_of_int8_matmul": achieved / rate["int8"],
             "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
             "rss_scene_and_model_mb": rs[0]["rss_scene_and_model_mb"],
-            "precision": rs[0].get("precision", "fp32"),
+            "precision": rs[0].get("precision", "fp32") + (f" ({rs[0]['int8_engine']})"
+                                                           if rs[0].get("int8_engine") else ""),
+            "speed_profile": rs[0].get("speed_profile"),
             "setup_seconds": statistics.median(r.get("setup_seconds", 0.0) for r in rs),
             "agreement_vs_engine_fp32": agree.get(cfg, 1.0 if cfg == "engine-fp32" else None),
             "near_threshold": rs[0]["near_threshold"],
@@ -455,16 +536,19 @@ def main(argv=None) -> dict:
     result = {
         "command": "python bench/bench_inference.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "scene": {"size": [h, w], "content": scene_desc, "bands": len(ALL_BANDS)},
-        "model": {"architecture": "UNet", "base_width": 32,
-                  "parameters": sum(p.numel() for p in build_model(None).parameters()),
+        "model": {"architecture": "UNet",
+                  "base_width": build_model(None, args.weights_dir).model_args["base_width"],
+                  "parameters": sum(p.numel() for p in build_model(None, args.weights_dir).parameters()),
                   "gflop_per_tile": flops / 1e9,
-                  "weights": (f"random body (seed 0), 1x1 head fitted to the scene's labels on "
+                  "weights": (f"trained, {args.weights_dir}" if args.weights_dir else
+                              f"random body (seed 0), 1x1 head fitted to the scene's labels on "
                               f"{args.fit_tiles} tiles ({fit_seconds:.0f} s)" if weights
                               else "random (seed 0)")},
         "tiling": {"tile": args.tile, "overlap": args.overlap, "batch": args.batch},
         "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads(),
                     "matmul_gflops_median": rate, "matmul_gflops_all": rates,
+                    "isa": isa_caps.check(), "load_average_start": load_start,
                     "load_average_end": os.getloadavg()},
         "runs": {"engine": args.runs, "baselines": baseline_runs},
         "results": summary,
@@ -489,20 +573,23 @@ def markdown(r: dict) -> str:
     sc, mo, ti = r["scene"], r["model"], r["tiling"]
     lines = [
         f"Scene {sc['size'][0]}x{sc['size'][1]}x{sc['bands']} ({sc['content']}); "
-        f"UNet {mo['parameters'] / 1e6:.1f} M params, {mo['gflop_per_tile']:.1f} GFLOP per "
+        f"UNet width {mo['base_width']}, {mo['parameters'] / 1e6:.1f} M params, "
+        f"{mo['gflop_per_tile']:.1f} GFLOP per "
         f"{ti['tile']}px tile, weights {mo['weights']}; overlap {ti['overlap']} px, batch {ti['batch']}.",
         f"Matmul rates here (median): fp32 {rate['fp32']:.0f} GFLOP/s, bf16 {rate['bf16']:.0f} GFLOP/s, "
-        f"int8 {rate['int8']:.0f} GOP/s. Load average at the end: "
-        f"{', '.join(f'{v:.1f}' for v in r['machine']['load_average_end'])}.",
+        f"int8 {rate['int8']:.0f} GOP/s. CPU kernels: {isa_caps.describe(r['machine']['isa'])}. "
+        f"Load average at the start {', '.join(f'{v:.1f}' for v in r['machine']['load_average_start'])}, "
+        f"at the end {', '.join(f'{v:.1f}' for v in r['machine']['load_average_end'])}.",
         "",
-        "| configuration | precision | s/scene (median) | tiles | tiles/s | model GFLOP/s | % fp32 mm | "
+        "| configuration | precision | s/scene (median) | tiles (px) | tiles/s | model GFLOP/s | % fp32 mm | "
         "% bf16 mm | % int8 mm | peak RSS MB | engine speed-up | mask agreement vs fp32 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cfg, s in r["results"].items():
         ag = s["agreement_vs_engine_fp32"]
         lines.append(
-            f"| {cfg} | {s['precision']} | {s['seconds_per_scene']:.1f} | {s['tiles']} | "
+            f"| {cfg} | {s['precision']} | {s['seconds_per_scene']:.1f} | "
+            f"{s['tiles']} ({s.get('tile_size', '')}) | "
             f"{s['tiles_per_second']:.2f} | "
             f"{s['model_gflops']:.0f} | {100 * s['fraction_of_fp32_matmul']:.0f}% | "
             f"{100 * s['fraction_of_bf16_matmul']:.0f}% | {100 * s['fraction_of_int8_matmul']:.0f}% | "

@@ -14,9 +14,15 @@ How a scene is processed:
 - Bands: the model's band list must be a subset of the scene's bands; a superset scene (20 bands
   for an RGB model) has its bands selected per tile, a scene that lacks bands raises
   `BandMismatchError` (`choose_model` picks the right model among several).
-- Tiles: square windows of `tile_size` pixels (a multiple of 32) on a regular grid with
-  `overlap` pixels between neighbours, the grid centred on the scene so that at least
-  `overlap // 2` pixels of context lie beyond each edge. Pixels outside the scene are read by
+- Tiles: square windows of T pixels (a multiple of 32) on a regular grid with `overlap` pixels
+  between neighbours, the grid centred on the scene so that at least `overlap // 2` pixels of
+  context lie beyond each edge. T is the model's `tile_size` or larger, up to `max_tile_size`
+  (default twice `tile_size`): the T whose grid computes the fewest pixels for this scene
+  (`fit_tile`). A convolution costs the same per pixel at any of these sizes (measured: within
+  ~10 % from 192 to 512 px), so fewer computed pixels is less time: a 512 x 512 image takes four
+  320 px tiles (0.41 M pixels computed) instead of nine 256 px tiles (0.59 M), a full
+  3350 x 3400 scene 81 tiles of 448 px instead of 324 of 256 (16.3 M pixels instead of 21.2 M).
+  Batches hold about `batch_size` base tiles' worth of pixels. Pixels outside the scene are read by
   reflection (numpy's "reflect" mode, repeated for scenes smaller than a tile), so a 100x100
   crop is simply one reflected tile.
 - Blending: each tile's probabilities are weighted by a separable flat-top window (1 in the
@@ -32,16 +38,18 @@ How a scene is processed:
 - Test-time augmentation (`tta=True`): each batch is run under the 8 flips/rotations of the
   square (the dihedral group D4); each output is mapped back by the inverse transform and the
   8 probability maps are averaged.
-- Precision: "fp32", "bf16" (autocast; pays on CUDA and on CPUs with native bf16, i.e. AMX or
-  AVX512-BF16; elsewhere oneDNN emulates it and it is several times *slower* than fp32), "int8"
-  (CPU only: post-training static quantisation with PyTorch's x86 backend, per-channel weights,
-  activation ranges calibrated on a fixed sample of the scene's own tiles, so the result is a
-  function of the model and the scene alone; pays on CPUs with VNNI), or "auto": bf16 on CUDA
-  and on native-bf16 CPUs, int8 on other VNNI CPUs when the scene has enough tiles for the
-  calibration to pay, otherwise fp32. Models run in channels_last memory format. The int8
-  model (a fused float copy of the weights for calibration plus their int8 copy) is built on
-  first use and kept by the Predictor. `bench/bench_inference.py` measures all of this against
-  fp32.
+- Precision: "fp32"; "bf16" (autocast; pays on CUDA and on CPUs with native bf16, i.e. AMX or
+  AVX512-BF16; elsewhere oneDNN emulates it and it is 3-15x *slower* than fp32); "int8" (CPU
+  only: post-training static quantisation, per-channel weights, activation ranges calibrated on
+  a fixed sample of the scene's own tiles, so the result is a function of the model and the
+  scene alone; `dstl.runners.Int8Model`); or "auto": bf16 on CUDA, and on a CPU the precision
+  that is cheapest for the run by *measurement* (`speed_profile`, `dstl.autotune`): the first
+  "auto" run times one tile's forward pass at fp32, bf16 and int8 (through oneDNN and FBGEMM,
+  whichever is faster here) and picks per run, counting int8's one-off build and per-scene
+  calibration, so a small image never waits for int8's setup. Float runs use a copy of the
+  module with BatchNorm folded into the convolutions (`dstl.runners.FloatRunner`); everything
+  runs in channels_last memory format. The folded copy and the int8 model are built on first
+  use and kept by the Predictor. `bench/bench_inference.py` measures all of this against fp32.
 - Progress and cancellation: `progress(done, total)` (tiles) is called with (0, total) before
   the first batch and after every batch; a `threading.Event` passed as `cancel` stops the run
   with `Cancelled` between batches, and an exception raised by `progress` stops it too. Either
@@ -55,13 +63,10 @@ band with the statistics from the weights' config (see `dstl.normalization`).
 
 from __future__ import annotations
 
-import copy
-import functools
 import math
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -69,20 +74,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from dstl import limits
+from dstl import autotune, limits, runners
 from dstl.classes import NUM_CLASSES
 from dstl.errors import BandMismatchError, DstlError, WeightsError
 from dstl.normalization import BandStats
+from dstl.runners import (  # noqa: F401 - re-exported: part of the engine's API
+    FloatRunner,
+    Int8Model,
+    cpu_flags,
+    cpu_has_native_bf16,
+    cpu_has_vnni,
+    weights_fingerprint,
+)
 from dstl.scene import Scene
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
-#: "auto" picks int8 on a CPU only when a scene has at least this many tile passes: building the
-#: int8 model costs about as much as ~20 fp32 tiles of the default UNet, calibrating it for a
-#: scene about INT8_CALIBRATION_TILES, and int8 tiles run ~3-5x faster than fp32 ones on a VNNI CPU.
-INT8_MIN_TILES = 64
-
-#: Tiles used to calibrate int8 activation ranges (spread evenly over the scene). Measured with the
+#: Base-size tiles (`tile_size`, cut at the centres of the scene's tiles, spread evenly over it)
+#: used to calibrate int8 activation ranges. Measured with the
 #: bundled 20-band UNet on 8 held-out synthetic 1024 px scenes (bench/bundled_weights.py
 #: --precision int8): mean Kaggle Jaccard 0.381 with 4 tiles, 0.404 with 16, 0.405 with 36, fp32
 #: 0.403. Too few tiles miss the extremes of the activations, which int8 then clips.
@@ -112,8 +121,10 @@ class Prediction:
         bands: the bands the model was given, in its channel order.
         info: how it was computed: device, precision (the one actually used), tta, tile_size,
             overlap, batch_size, tiles, seconds (wall time of the whole call), setup_seconds
-            (int8 calibration; 0 otherwise), model_seconds (forward passes, sigmoid and blending
-            weights, transfers included) and tiles_per_second (tile passes, TTA counted).
+            (int8 calibration, folding BatchNorm on first use), input_seconds (cutting and
+            normalising tiles), model_seconds (forward passes, sigmoid and blending weights,
+            transfers included), blend_seconds (accumulating tiles and dividing by the weights),
+            tiles_per_second (tile passes, TTA counted) and, for int8, int8_engine.
     """
 
     image_id: str
@@ -282,6 +293,18 @@ class TilePlan:
         return _axis_sums(self.height, self.ys, w), _axis_sums(self.width, self.xs, w)
 
 
+def fit_tile(height: int, width: int, tile: int, max_tile: int, overlap: int) -> int:
+    """The tile size T in tile, tile + 32, ..., max_tile whose `TilePlan` computes the fewest
+    pixels (tiles x T^2) for a height x width scene; the smallest such T on a tie."""
+    best, best_px = tile, None
+    for t in range(tile, max(tile, max_tile) + 1, 32):
+        plan = TilePlan.for_scene(height, width, t, overlap)
+        px = plan.n_tiles * t * t
+        if best_px is None or px < best_px:
+            best, best_px = t, px
+    return best
+
+
 def _axis_sums(n: int, origins: Sequence[int], w: np.ndarray) -> np.ndarray:
     s = np.zeros(n, dtype=np.float64)
     for o in origins:
@@ -327,30 +350,7 @@ def dihedral_inverse(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# Device and precision
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def cpu_has_native_bf16() -> bool:
-    """True if the CPU computes bf16 natively (AMX or AVX512-BF16); otherwise oneDNN emulates it."""
-    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
-
-
-def cpu_has_vnni() -> bool:
-    """True if the CPU has int8 dot-product instructions (AVX512-VNNI / AVX-VNNI)."""
-    return bool({"avx512_vnni", "avx_vnni"} & cpu_flags())
+# Device
 
 
 def default_device() -> torch.device:
@@ -365,195 +365,6 @@ def _sensible_threads() -> None:
         allowed = os.cpu_count() or 1
     if torch.get_num_threads() > allowed:
         torch.set_num_threads(allowed)
-
-
-# --------------------------------------------------------------------------------------------
-# int8 (CPU)
-
-
-def _plain_sequential(m: nn.Module) -> bool:
-    """An nn.Sequential (or subclass) that runs its children in order and does nothing else."""
-    return isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
-
-
-def _conv_groups(seq: nn.Sequential) -> list[list[str]]:
-    """Runs (Conv2d, BatchNorm2d[, ReLU]) and (Conv2d, ReLU) among a Sequential's children."""
-    names, kids = list(seq._modules), list(seq._modules.values())
-    groups, i = [], 0
-    while i < len(kids):
-        g = [names[i]]
-        if type(kids[i]) is nn.Conv2d and i + 1 < len(kids):
-            if type(kids[i + 1]) is nn.BatchNorm2d:
-                g.append(names[i + 1])
-                if i + 2 < len(kids) and type(kids[i + 2]) is nn.ReLU:
-                    g.append(names[i + 2])
-            elif type(kids[i + 1]) is nn.ReLU:
-                g.append(names[i + 1])
-        if len(g) > 1:
-            groups.append(g)
-        i += len(g)
-    return groups
-
-
-def _weights_fingerprint(module: nn.Module) -> tuple:
-    """Changes whenever a parameter or buffer is replaced or modified in place."""
-    return tuple((id(t), t._version) for t in (*module.parameters(), *module.buffers()))
-
-
-def _aminmax(t: torch.Tensor) -> tuple[float, float]:
-    """Min and max of a tensor; channels_last 4-D tensors are read in memory order (~8x faster)."""
-    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
-        t = t.permute(0, 2, 3, 1)
-    mn, mx = torch.aminmax(t.detach())
-    return float(mn), float(mx)
-
-
-class Int8Model:
-    """A statically int8-quantised version of a module (PyTorch's x86 backend) whose activation
-    ranges are calibrated for each scene.
-
-    Works on any module whose convolutions are submodules, whatever its forward code does
-    (eager-mode quantisation, no tracing): inside every nn.Sequential, Conv2d-BatchNorm2d-ReLU
-    runs are fused (BatchNorm folded into the conv); a Sequential made only of convolutions,
-    ReLUs, max-pools and identities runs entirely in int8 between one quantise and one
-    dequantise; any other Conv2d runs in int8 on its own; everything else (transposed
-    convolutions, pooling, concatenation, residual additions, stray BatchNorms) stays float32.
-    Transposed convolutions stay float because the quantised ConvTranspose2d of torch 2.13 gives
-    wrong results on every CPU engine (errors larger than its outputs; seen here).
-    Weights: per-output-channel symmetric int8; activations: uint8 with min/max ranges (full
-    8-bit range on VNNI CPUs, 7-bit elsewhere to avoid overflow in the non-VNNI kernels).
-
-    The quantised model (packed int8 weights, ~1/4 of the float size) is built once. For each
-    scene, `calibrate(batch)` runs the ORIGINAL float module on the calibration tiles, one at a
-    time, with hooks that record the min/max at every point the quantised model quantises (a
-    unit's input, each fused conv group's output), and writes the resulting scales and zero
-    points into the quantised model. The first build takes its ranges the same way, so the
-    output is a function of the weights and the calibration tiles alone.
-    """
-
-    def __init__(self, module: nn.Module):
-        self.module = module
-        self.fingerprint = _weights_fingerprint(module)
-        self.quantized: nn.Module | None = None
-        # observer owner in the quantised model -> ("in" | "out", path of the original module)
-        self.points: dict[str, tuple[str, str]] = {}
-
-    def _build(self) -> None:
-        """Fuse, wrap and convert a copy of the module; record its observation points."""
-        from torch.ao.nn.intrinsic import ConvReLU2d
-        from torch.ao.quantization import (
-            MinMaxObserver,
-            PerChannelMinMaxObserver,
-            QConfig,
-            QuantWrapper,
-            convert,
-            fuse_modules,
-            prepare,
-        )
-
-        act = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=not cpu_has_vnni())
-        qconfig = QConfig(activation=act, weight=PerChannelMinMaxObserver.with_args(
-            dtype=torch.qint8, qscheme=torch.per_channel_symmetric))
-        convs = (nn.Conv2d, ConvReLU2d)
-        passthrough = (nn.Identity, nn.ReLU, nn.MaxPool2d)
-
-        # The holder ("0." in every path) lets a bare conv or Sequential be wrapped like a child.
-        # Weight observers are ~8x slower on channels_last weights: quantise from contiguous ones.
-        model = nn.Sequential(copy.deepcopy(self.module).eval()).to(memory_format=torch.contiguous_format)
-        last_of = {}  # fused module's path -> path of the last module of its group (its output)
-        for path, seq in [(n, m) for n, m in model.named_modules() if _plain_sequential(m)]:
-            groups = _conv_groups(seq)
-            if groups:
-                fuse_modules(seq, groups, inplace=True)
-                for g in groups:
-                    last_of[f"{path}.{g[0]}" if path else g[0]] = f"{path}.{g[-1]}" if path else g[-1]
-
-        def original(path: str) -> str:
-            return path[2:] if path.startswith("0.") else ""
-
-        points = {}
-
-        def wrap(parent: nn.Module, prefix: str) -> None:
-            for name, child in list(parent.named_children()):
-                path = f"{prefix}.{name}" if prefix else name
-                kids = list(child.named_children())
-                whole = (_plain_sequential(child) and any(isinstance(c, convs) for _, c in kids)
-                         and all(type(c) in passthrough or isinstance(c, convs) for _, c in kids))
-                if whole or isinstance(child, convs):
-                    wrapper = QuantWrapper(child)
-                    wrapper.qconfig = qconfig
-                    setattr(parent, name, wrapper)
-                    points[f"{path}.quant"] = ("in", original(path))
-                    for k, _ in (kids if whole else [("", child)]):
-                        inner = f"{path}.{k}" if k else path
-                        points[f"{path}.module.{k}" if k else f"{path}.module"] = (
-                            "out", original(last_of.get(inner, inner)))
-                else:
-                    wrap(child, path)
-
-        wrap(model, "")
-        if not points:  # nothing to quantise: the float module is the int8 model
-            self.quantized = self.module
-            return
-        prepare(model.eval(), inplace=True)
-        # Keep the points that really carry an observer (e.g. not a max-pool inside a unit). The
-        # observers have seen nothing: convert gives placeholder qparams, set by `calibrate`.
-        self.points = {n: pt for n, pt in points.items()
-                       if hasattr(model.get_submodule(n), "activation_post_process")}
-        # The float remainder (transposed convs) runs on channels_last activations like the rest.
-        self.quantized = convert(model, inplace=True).eval().to(memory_format=torch.channels_last)
-
-    def _observe(self, calib: torch.Tensor) -> dict[str, tuple[float, float]]:
-        """Min/max at every observation point of the original module over `calib`'s tiles."""
-        seen: dict[tuple[str, str], tuple[float, float]] = {}
-
-        def record(key, t):
-            mn, mx = _aminmax(t)
-            old = seen.get(key)
-            seen[key] = (mn, mx) if old is None else (min(old[0], mn), max(old[1], mx))
-
-        hooks = []
-        try:
-            for kind, path in set(self.points.values()):
-                m = self.module.get_submodule(path)
-                if kind == "in":
-                    hooks.append(m.register_forward_pre_hook(
-                        lambda mod, args, key=(kind, path): record(key, args[0])))
-                else:
-                    hooks.append(m.register_forward_hook(
-                        lambda mod, args, out, key=(kind, path): record(key, out)))
-            with torch.inference_mode():
-                for i in range(calib.shape[0]):  # one tile at a time: bounded memory
-                    self.module(calib[i:i + 1].contiguous(memory_format=torch.channels_last))
-        finally:
-            for h in hooks:
-                h.remove()
-        return {name: seen[pt] for name, pt in self.points.items()}
-
-    def calibrate(self, calib: torch.Tensor) -> nn.Module:
-        """The quantised model with activation ranges observed on the float tiles `calib`."""
-        with warnings.catch_warnings():
-            # torch.ao.quantization announces its own deprecation on every call; it is still
-            # the x86 int8 path of the pinned torch (requirements.txt).
-            warnings.simplefilter("ignore")
-            from torch.ao.quantization import MinMaxObserver
-
-            if self.quantized is None:
-                self._build()
-            for name, (mn, mx) in self._observe(calib).items():
-                obs = MinMaxObserver(dtype=torch.quint8, reduce_range=not cpu_has_vnni())
-                obs(torch.tensor([mn, mx]))
-                scale, zero_point = obs.calculate_qparams()
-                target = self.quantized.get_submodule(name)
-                if isinstance(getattr(target, "scale", None), torch.Tensor):  # Quantize (input)
-                    target.scale = scale.detach().to(target.scale.dtype).reshape(target.scale.shape)
-                    target.zero_point = (zero_point.detach().to(target.zero_point.dtype)
-                                         .reshape(target.zero_point.shape))
-                elif hasattr(target, "scale"):  # quantised conv: output qparams
-                    target.scale, target.zero_point = float(scale), int(zero_point)
-                else:
-                    raise RuntimeError(f"int8: no place for the qparams observed at {name!r}")
-        return self.quantized
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,7 +383,10 @@ class Predictor:
             the config's values. normalization defaults to identity, thresholds to 0.5,
             tile_size to 224.
         overlap: pixels shared by neighbouring tiles (default tile_size // 4).
-        batch_size: tiles per forward pass (default 4 on CPU, 16 on CUDA).
+        max_tile_size: largest tile the engine may use to cover a scene with fewer computed
+            pixels (default 2 * tile_size; equal to tile_size for a fixed tile size).
+        batch_size: base-size tiles per forward pass (default 4 on CPU, 16 on CUDA); larger
+            tiles come in batches of about the same number of pixels (`batch_for`).
         tta: average over the 8 flips/rotations by default in `predict`.
         precision: "auto", "fp32", "bf16" or "int8" (see the module docstring).
         device: "cpu", "cuda", a torch.device, or None for CUDA if available else CPU.
@@ -582,6 +396,7 @@ class Predictor:
 
     def __init__(self, model, *, bands: Sequence[str] | None = None, normalization: BandStats | None = None,
                  thresholds=None, tile_size: int | None = None, overlap: int | None = None,
+                 max_tile_size: int | None = None,
                  batch_size: int | None = None, tta: bool = False, precision: str = "auto",
                  device: str | torch.device | None = None, max_pixels: int | None = None):
         config = getattr(model, "config", None)
@@ -609,6 +424,10 @@ class Predictor:
         self.overlap = self.tile_size // 4 if overlap is None else int(overlap)
         if not 0 <= self.overlap < self.tile_size:
             raise DstlError(f"overlap must lie in [0, tile size {self.tile_size}), got {self.overlap}")
+        self.max_tile_size = 2 * self.tile_size if max_tile_size is None else int(max_tile_size)
+        if self.max_tile_size < self.tile_size or self.max_tile_size % 32:
+            raise DstlError(f"max tile size must be a multiple of 32 and at least the tile size "
+                            f"{self.tile_size}, got {self.max_tile_size}")
         if precision not in PRECISIONS:
             raise DstlError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = torch.device(device) if device is not None else default_device()
@@ -626,8 +445,11 @@ class Predictor:
         self.max_pixels = limits.max_pixels() if max_pixels is None else int(max_pixels)
         _sensible_threads()
         self.module = module.to(self.device).to(memory_format=torch.channels_last)
+        self._float = FloatRunner(self.module)  # BatchNorm-folded copy, made on first use
+        self._float_lock = threading.Lock()
         self._int8: Int8Model | None = None  # built on first int8 use, rebuilt if the weights change
         self._int8_lock = threading.Lock()
+        self._profile: autotune.SpeedProfile | None = None
         self._mean = np.asarray(self.normalization.mean, dtype=np.float32).reshape(-1, 1, 1)
         self._inv_std = (1.0 / np.asarray(self.normalization.std, dtype=np.float64)).astype(np.float32)
         self._inv_std = self._inv_std.reshape(-1, 1, 1)
@@ -635,19 +457,138 @@ class Predictor:
     # -- decisions ---------------------------------------------------------------------------
 
     def plan(self, height: int, width: int) -> TilePlan:
-        return TilePlan.for_scene(height, width, self.tile_size, self.overlap)
+        """The tiles for a height x width scene (tile size chosen by `fit_tile`)."""
+        tile = fit_tile(height, width, self.tile_size, self.max_tile_size, self.overlap)
+        return TilePlan.for_scene(height, width, tile, self.overlap)
 
-    def resolve_precision(self, tile_passes: int) -> str:
-        """The precision a run of `tile_passes` tile forwards will use (resolves "auto")."""
+    def batch_for(self, tile: int) -> int:
+        """Tiles per forward pass at tile size `tile`: about `batch_size` base tiles' pixels."""
+        return max(1, (self.batch_size * self.tile_size ** 2) // (tile * tile))
+
+    def resolve_precision(self, tile_passes: int, calibration_tiles: int | None = None) -> str:
+        """The precision a run of `tile_passes` forwards of base-size tiles (`tile_size`) will
+        use (resolves "auto"); int8 would first calibrate on `calibration_tiles` base tiles
+        (default: INT8_CALIBRATION_TILES, or fewer for a smaller run).
+
+        "auto" is bf16 on a CUDA device that supports it (else fp32); on a CPU it is the
+        precision with the lowest measured cost for that many tile passes (`speed_profile`,
+        `dstl.autotune.choose_precision`). The first "auto" run of at least
+        `autotune.PROBE_MIN_PASSES` passes measures; a shorter one before any measurement in
+        the process runs fp32 rather than pay for a probe it cannot earn back.
+        """
         if self.precision != "auto":
             return self.precision
         if self.device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        if cpu_has_native_bf16():
-            return "bf16"
-        if cpu_has_vnni() and tile_passes >= INT8_MIN_TILES:
-            return "int8"
-        return "fp32"
+        if self.device.type != "cpu":
+            return "fp32"
+        if (self._profile is None and tile_passes < autotune.PROBE_MIN_PASSES
+                and autotune.cached_only(self._profile_key()) is None):
+            return "fp32"  # not worth a probe by itself (see autotune.PROBE_MIN_PASSES)
+        int8 = self._int8
+        ready = (int8 is not None and int8.quantized is not None
+                 and int8.engine == self.speed_profile().int8_engine
+                 and int8.fingerprint == weights_fingerprint(self.module))
+        if calibration_tiles is None:
+            calibration_tiles = min(INT8_CALIBRATION_TILES, tile_passes)
+        return autotune.choose_precision(self.speed_profile(), tile_passes,
+                                         calibration_tiles=calibration_tiles, int8_ready=ready)
+
+    def speed_profile(self, measure: bool = True) -> autotune.SpeedProfile | None:
+        """Measured seconds per tile forward at each precision on this machine (CPU only);
+        with `measure` False, the profile only if it was measured already (else None).
+
+        Measured once per process for this model architecture, tile size, bands, threads and
+        CPU (see `dstl.autotune`; ~1-4 s on a 2-core CPU for the bundled UNets) and reused by every
+        predictor that shares them. A server can call this at start-up so that no visitor waits
+        for it. The int8 model built while measuring is kept for later int8 runs.
+        """
+        if self._profile is None:
+            if not measure:
+                return autotune.cached_only(self._profile_key())
+            self._profile = autotune.cached_profile(self._profile_key(), self._measure_speeds)
+        return self._profile
+
+    def _profile_key(self) -> tuple:
+        shapes = tuple((n, tuple(p.shape)) for n, p in self.module.state_dict().items())
+        return (type(self.module).__qualname__, shapes, len(self.bands), self.tile_size, str(self.device),
+                torch.get_num_threads(), runners.cpu_capability(), tuple(sorted(runners.isa_caps().items())),
+                runners.cpu_flags())
+
+    def _measure_speeds(self) -> autotune.SpeedProfile:
+        """Time one tile's forward pass at fp32, bf16 and int8 (every quantised engine worth it)."""
+        t0 = time.perf_counter()
+        x = torch.randn(1, len(self.bands), self.tile_size, self.tile_size, generator=torch.Generator()
+                        .manual_seed(0)).to(self.device).contiguous(memory_format=torch.channels_last)
+        was_training = self.module.training
+        self.module.eval()
+        int8_models: dict[str, Int8Model] = {}
+
+        def float_builder(precision):
+            def build():
+                runner = self._float_runner()
+                return lambda: self._forward(runner, x, precision)
+            return build
+
+        def int8_builder(engine):
+            def build():
+                model = Int8Model(self.module, engine)
+                quantized = model.calibrate(x)
+                int8_models[engine] = model
+
+                def run():
+                    with runners.quantized_engine(engine):
+                        quantized(x)
+                return run
+            return build
+
+        builders = {"fp32": float_builder("fp32"), "bf16": float_builder("bf16")}
+        if not self._bf16_passes_screen(x[:, :, :128, :128]):
+            del builders["bf16"]
+        if self.device.type == "cpu":
+            builders.update({f"int8-{e}": int8_builder(e) for e in runners.int8_engines()})
+        try:
+            with torch.inference_mode():
+                details = autotune.measure_speeds(builders)
+        finally:
+            self.module.train(was_training)
+        seconds = {name: d["seconds"] for name, d in details.items()
+                   if "seconds" in d and not d.get("given_up")}
+        tile_seconds = {p: seconds[p] for p in ("fp32", "bf16") if p in seconds}
+        int8 = {name[5:]: s for name, s in seconds.items() if name.startswith("int8-")}
+        engine = min(int8, key=int8.get) if int8 else None
+        build = 0.0
+        if engine is not None:
+            tile_seconds["int8"] = int8[engine]
+            build = details[f"int8-{engine}"]["build"]
+            if engine in int8_models:
+                with self._int8_lock:
+                    self._int8 = int8_models[engine]  # keep the built model for later int8 runs
+        return autotune.SpeedProfile(tile_seconds, engine, build, time.perf_counter() - t0, details)
+
+    def _bf16_passes_screen(self, small: torch.Tensor) -> bool:
+        """False if bf16 is clearly slower than fp32 on a small input: emulated bf16 (no AMX /
+        AVX512-BF16) is 3-15x slower on full tiles, and one forward of a full tile of it costs
+        seconds; on a small input fixed costs narrow the gap, hence the lower bar."""
+        runner = self._float_runner()
+        builders = {p: (lambda p=p: lambda: self._forward(runner, small, p)) for p in ("fp32", "bf16")}
+        with torch.inference_mode():
+            screen = autotune.measure_speeds(builders, rounds=2, give_up=autotune.SCREEN_GIVE_UP)
+        bf16, fp32 = screen.get("bf16", {}), screen.get("fp32", {})
+        return ("seconds" in bf16 and "seconds" in fp32 and not bf16.get("given_up")
+                and bf16["seconds"] <= autotune.SCREEN_GIVE_UP * fp32["seconds"])
+
+    def _float_runner(self) -> nn.Module:
+        with self._float_lock:
+            return self._float.get()
+
+    def _int8_engine(self) -> str:
+        """The quantised engine of int8 runs: the fastest measured one if this predictor has
+        measured (or shares a measurement), else PyTorch's default x86 engine."""
+        profile = self._profile or autotune.cached_only(self._profile_key())
+        if profile is not None and profile.int8_engine:
+            return profile.int8_engine
+        return "x86" if "x86" in torch.backends.quantized.supported_engines else runners.int8_engines()[0]
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -671,7 +612,10 @@ class Predictor:
                             + (f" ({limits.raise_hint(h * w)})" if self._limit_hint else ""))
         plan = self.plan(h, w)
         n_aug = 8 if tta else 1
-        precision = self.resolve_precision(plan.n_tiles * n_aug)
+        # tile passes in base-tile units: the measured per-tile costs are for base tiles
+        passes = math.ceil(plan.n_tiles * n_aug * (plan.tile / self.tile_size) ** 2)
+        n_calib = min(INT8_CALIBRATION_TILES, plan.n_tiles)
+        precision = self.resolve_precision(passes, n_calib)
         if precision == "int8" and self.device.type != "cpu":
             raise DstlError("precision int8 runs on the CPU only")
 
@@ -684,46 +628,47 @@ class Predictor:
         data = scene.data
         was_training = self.module.training
         self.module.eval()
-        prev_qengine = torch.backends.quantized.engine
         try:
             t_setup = time.perf_counter()
             if precision == "int8":
                 # One int8 run at a time per predictor: the quantised model's activation
                 # scales are set for the scene being processed.
                 with self._int8_lock:
-                    if "x86" in torch.backends.quantized.supported_engines:
-                        torch.backends.quantized.engine = "x86"
-                    origins = plan.origins()
-                    pick = np.linspace(0, len(origins) - 1, min(INT8_CALIBRATION_TILES, len(origins)))
-                    calib = np.stack([self._tile(data, bsel, *origins[i]) for i in np.unique(pick.round())
-                                      .astype(int)])
-                    if self._int8 is None or self._int8.fingerprint != _weights_fingerprint(self.module):
+                    engine = self._int8_engine()
+                    # base-size crops at the centres of tiles spread over the scene: activation
+                    # ranges are per pixel, and larger tiles would only make calibrating slower
+                    origins, c = plan.origins(), (plan.tile - self.tile_size) // 2
+                    pick = np.unique(np.linspace(0, len(origins) - 1, n_calib).round()).astype(int)
+                    calib = np.stack([self._tile(data, bsel, origins[i][0] + c, origins[i][1] + c,
+                                                 self.tile_size) for i in pick])
+                    if (self._int8 is None or self._int8.engine != engine
+                            or self._int8.fingerprint != weights_fingerprint(self.module)):
                         self._int8 = None  # free the old copies first
-                        self._int8 = Int8Model(self.module)
+                        self._int8 = Int8Model(self.module, engine)
                     runner = self._int8.calibrate(torch.from_numpy(calib))
                     setup_seconds = time.perf_counter() - t_setup
-                    probs, model_seconds = self._run(data, bsel, plan, runner, precision, tta, progress,
-                                                     cancel)
+                    with runners.quantized_engine(engine):
+                        probs, timings = self._run(data, bsel, plan, runner, precision, tta, progress, cancel)
             else:
-                setup_seconds = 0.0
-                probs, model_seconds = self._run(data, bsel, plan, self.module, precision, tta, progress,
-                                                 cancel)
+                runner = self._float_runner()
+                setup_seconds = time.perf_counter() - t_setup
+                probs, timings = self._run(data, bsel, plan, runner, precision, tta, progress, cancel)
         finally:
             self.module.train(was_training)
-            torch.backends.quantized.engine = prev_qengine
         seconds = time.perf_counter() - t_start
         info = {
-            "device": str(self.device), "precision": precision, "tta": tta, "tile_size": self.tile_size,
-            "overlap": self.overlap, "batch_size": self.batch_size, "tiles": plan.n_tiles,
-            "seconds": seconds, "setup_seconds": setup_seconds, "model_seconds": model_seconds,
+            "device": str(self.device), "precision": precision, "tta": tta, "tile_size": plan.tile,
+            "overlap": self.overlap, "batch_size": self.batch_for(plan.tile), "tiles": plan.n_tiles,
+            "seconds": seconds, "setup_seconds": setup_seconds, **timings,
+            **({"int8_engine": self._int8.engine} if precision == "int8" else {}),
             "tiles_per_second": plan.n_tiles * n_aug / max(seconds, 1e-9),
         }
         return Prediction(scene.image_id, probs, thr, self.bands, info)
 
-    def _tile(self, data: np.ndarray, bsel, y: int, x: int, out: np.ndarray | None = None) -> np.ndarray:
-        """The normalised (C, T, T) float32 tile at origin (y, x), reflected beyond the edges
+    def _tile(self, data: np.ndarray, bsel, y: int, x: int, t: int,
+              out: np.ndarray | None = None) -> np.ndarray:
+        """The normalised (C, t, t) float32 tile at origin (y, x), reflected beyond the edges
         (written into `out` if given)."""
-        t = self.tile_size
         h, w = data.shape[1], data.shape[2]
         ry, rx = _axis_index(y, t, h), _axis_index(x, t, w)
         if isinstance(ry, slice) and isinstance(rx, slice):
@@ -747,29 +692,34 @@ class Predictor:
         return torch.sigmoid(logits.float())
 
     def _run(self, data, bsel, plan: TilePlan, runner, precision, tta, progress,
-             cancel) -> tuple[np.ndarray, float]:
-        """The normalised probability map and the seconds spent in forward passes."""
+             cancel) -> tuple[np.ndarray, dict[str, float]]:
+        """The normalised probability map and where the time went: "input_seconds" (cutting,
+        reflecting and normalising tiles), "model_seconds" (forward passes, sigmoid, window
+        weights, transfers) and "blend_seconds" (accumulating tiles, dividing by the weights)."""
         h, w, t = plan.height, plan.width, plan.tile
-        model_seconds = 0.0
+        clock = time.perf_counter
+        input_s = model_s = blend_s = 0.0
         win = torch.from_numpy(np.outer(plan.window(), plan.window())).to(self.device)
         acc = np.zeros((NUM_CLASSES, h, w), dtype=np.float32)  # becomes the result
         origins = plan.origins()
         total = len(origins)
         n_in = len(self.bands)
-        buf = np.empty((min(self.batch_size, total), n_in, t, t), dtype=np.float32)
+        batch_size = self.batch_for(t)
+        buf = np.empty((min(batch_size, total), n_in, t, t), dtype=np.float32)
         non_blocking = self.device.type == "cuda"
         if progress is not None:
             progress(0, total)
         with torch.inference_mode():
-            for start in range(0, total, self.batch_size):
+            for start in range(0, total, batch_size):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("inference cancelled")
-                batch = origins[start:start + self.batch_size]
+                t0 = clock()
+                batch = origins[start:start + batch_size]
                 for i, (y, x) in enumerate(batch):
-                    self._tile(data, bsel, y, x, out=buf[i])
+                    self._tile(data, bsel, y, x, t, out=buf[i])
+                t1 = clock()
                 xb = torch.from_numpy(buf[:len(batch)]).to(self.device, non_blocking=non_blocking)
                 xb = xb.contiguous(memory_format=torch.channels_last)
-                t0 = time.perf_counter()
                 p = None
                 for k in range(8 if tta else 1):
                     xk = dihedral(xb, k).contiguous(memory_format=torch.channels_last) if k else xb
@@ -780,13 +730,15 @@ class Predictor:
                     pk = dihedral_inverse(pk, k)
                     p = pk if p is None else p.add_(pk)
                 p = p.mul_(win / 8 if tta else win).contiguous().cpu().numpy()
-                model_seconds += time.perf_counter() - t0
+                t2 = clock()
                 for i, (y, x) in enumerate(batch):
                     ya, yb, xa, xb_ = max(y, 0), min(y + t, h), max(x, 0), min(x + t, w)
                     acc[:, ya:yb, xa:xb_] += p[i, :, ya - y:yb - y, xa - x:xb_ - x]
+                input_s, model_s, blend_s = input_s + t1 - t0, model_s + t2 - t1, blend_s + clock() - t2
                 if progress is not None:
-                    progress(min(start + self.batch_size, total), total)
+                    progress(min(start + batch_size, total), total)
         # Divide by the exact weight sum, a row band at a time (no full-size temporary).
+        t0 = clock()
         sy, sx = plan.weight_sums()
         inv_y, inv_x = (1.0 / sy).astype(np.float32), (1.0 / sx).astype(np.float32)
         for r in range(0, h, 256):
@@ -794,7 +746,8 @@ class Predictor:
             band *= inv_y[r:r + 256, None]
             band *= inv_x
             np.clip(band, 0.0, 1.0, out=band)
-        return acc, model_seconds
+        blend_s += clock() - t0
+        return acc, {"input_seconds": input_s, "model_seconds": model_s, "blend_seconds": blend_s}
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,15 @@ submission is exactly the row `predict` writes for the same image, weights and o
     result.polygons     # {1..10: valid MultiPolygon} in GRID coordinates (submission rows)
     result.metrics      # `dstl.exports.image_metrics` dict for a labelled image, else None
 
+In two stages, so that a picture can be shown before the polygon-based results exist (on a full
+3350 x 3400 scene, polygons and the Kaggle Jaccard take ~5-10 s of a 2-core CPU after the masks):
+
+    result = infer_image(dataset, image_id, predictor)   # read, infer, masks, preview
+    show(result.overlay())                                # uint8 (H, W, 3), all classes, 50 %
+    finish_image(result, dataset)                         # polygons, then metrics if labelled
+
+`segment_image` is exactly `finish_image(infer_image(...))`.
+
 Bands: a dataset image offers all 20 bands (`dstl.bands.ALL_BANDS`) from four product files.
 Only the products the model's bands live in are read — an RGB model on a 20-band dataset reads
 `three_band/<id>.tif` alone; a 20-band model needs all four. `check_images` confirms, from TIFF
@@ -35,7 +44,8 @@ from dstl.grid import GridTransform
 from dstl.polygonize import masks_to_polygons
 from dstl.scene import PRODUCT_BANDS, read_product_shape
 
-__all__ = ["ImageResult", "products_for_bands", "check_image", "check_images", "segment_image"]
+__all__ = ["ImageResult", "products_for_bands", "check_image", "check_images", "segment_image",
+           "infer_image", "finish_image"]
 
 #: Order in which products are listed (three_band first: it defines the grid).
 _PRODUCT_ORDER = ("3", "P", "M", "A")
@@ -51,18 +61,19 @@ class ImageResult:
             thresholds, run info: device, precision, tiles, seconds, ...).
         masks: uint8 (10, H, W) 0/1 masks at the prediction's thresholds.
         polygons: class id (1..10) -> valid MultiPolygon in GRID coordinates (empty if none),
-            from `dstl.polygonize.masks_to_polygons`.
+            from `dstl.polygonize.masks_to_polygons`; None until `finish_image` has run.
         transform: the image's grid <-> pixel transform.
         preview: uint8 (H, W, 3) RGB preview (percentile stretch), or None if not asked for.
         metrics: `dstl.exports.image_metrics(...)` against the labels for a labelled image when
             asked for, else None.
-        seconds: wall time per stage: "read", "infer", "polygons", "metrics".
+        seconds: wall time per stage: "read" (scene and preview), "infer" (engine and masks),
+            "polygons", "metrics".
     """
 
     image_id: str
     prediction: Prediction
     masks: np.ndarray
-    polygons: dict[int, MultiPolygon]
+    polygons: dict[int, MultiPolygon] | None
     transform: GridTransform
     preview: np.ndarray | None = None
     metrics: dict | None = None
@@ -75,6 +86,20 @@ class ImageResult:
     @property
     def width(self) -> int:
         return int(self.masks.shape[2])
+
+    @property
+    def finished(self) -> bool:
+        """True once the polygons (and metrics, where asked for) are there."""
+        return self.polygons is not None
+
+    def overlay(self, opacity: float = 0.5) -> np.ndarray:
+        """uint8 (H, W, 3): every class's mask over the preview (`dstl.exports.overlay_picture`,
+        the picture `predict` writes as <id>_overlay.png). Needs the preview."""
+        if self.preview is None:
+            raise ValueError(f"{self.image_id}: no preview was made (preview=False)")
+        from dstl.exports import overlay_picture
+
+        return overlay_picture(self.preview, self.masks, opacity)
 
     def coverage(self) -> dict[int, float]:
         """Fraction of the image's pixels in each class's mask (class id -> 0..1)."""
@@ -160,6 +185,16 @@ def segment_image(dataset, image_id: str, predictor, *, thresholds=None, tta: bo
         UnknownImageError, DataError (missing/corrupt product file, malformed labels),
         BandMismatchError, DstlError (bad thresholds), dstl.engine.Cancelled.
     """
+    result = infer_image(dataset, image_id, predictor, thresholds=thresholds, tta=tta, preview=preview,
+                         progress=progress, cancel=cancel)
+    return finish_image(result, dataset, metrics=metrics)
+
+
+def infer_image(dataset, image_id: str, predictor, *, thresholds=None, tta: bool | None = None,
+                preview: bool = True, progress=None, cancel=None) -> ImageResult:
+    """The first stage of `segment_image` (same arguments): read the bands, run the engine,
+    threshold the masks and make the preview. The result's `polygons` and `metrics` are None
+    until `finish_image`; `result.overlay()` is ready at once."""
     if not isinstance(predictor, Predictor):
         predictor = Predictor(predictor)
     image_id = dataset.check_id(image_id)
@@ -176,16 +211,25 @@ def segment_image(dataset, image_id: str, predictor, *, thresholds=None, tta: bo
     del scene  # the largest buffer (4 bytes per band per pixel); not needed any more
     masks = prediction.masks()
     seconds["infer"] = time.perf_counter() - t
+    return ImageResult(image_id, prediction, masks, None, transform, picture, None, seconds)
 
+
+def finish_image(result: ImageResult, dataset, *, metrics: bool = True) -> ImageResult:
+    """The second stage of `segment_image`: grid polygons of `result.masks` and, for a labelled
+    image when `metrics` is true, its scores against the labels. Fills `result` in place and
+    returns it; a result that is already finished is returned as it is."""
+    if result.finished:
+        return result
     t = time.perf_counter()
-    polygons = masks_to_polygons(masks, transform)
-    seconds["polygons"] = time.perf_counter() - t
+    polygons = masks_to_polygons(result.masks, result.transform)
+    result.seconds["polygons"] = time.perf_counter() - t
 
-    scores = None
-    if metrics and dataset.has_labels(image_id):
+    if metrics and dataset.has_labels(result.image_id):
         from dstl.exports import image_metrics
 
         t = time.perf_counter()
-        scores = image_metrics(image_id, masks, dataset.masks(image_id), polygons, dataset.labels(image_id))
-        seconds["metrics"] = time.perf_counter() - t
-    return ImageResult(image_id, prediction, masks, polygons, transform, picture, scores, seconds)
+        result.metrics = image_metrics(result.image_id, result.masks, dataset.masks(result.image_id),
+                                       polygons, dataset.labels(result.image_id))
+        result.seconds["metrics"] = time.perf_counter() - t
+    result.polygons = polygons
+    return result

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from dstl import engine
+from dstl import autotune, engine, runners
 from dstl.bands import ALL_BANDS, RGB_BANDS
 from dstl.classes import NUM_CLASSES
 from dstl.engine import (
@@ -129,7 +129,8 @@ def test_pointwise_model_is_reproduced_exactly_across_tiles(size):
 def test_constant_model_gives_a_seamless_constant_map():
     values = np.linspace(-3, 3, NUM_CLASSES)
     scene = random_scene(190, 250)
-    pred = predict(scene, Constant(values), bands=ALL_BANDS, tile_size=64, overlap=24, precision="fp32")
+    pred = predict(scene, Constant(values), bands=ALL_BANDS, tile_size=64, overlap=24, max_tile_size=64,
+                   precision="fp32")
     want = sigmoid(values).astype(np.float32)[:, None, None]
     np.testing.assert_allclose(pred.probs, np.broadcast_to(want, pred.probs.shape), rtol=0, atol=1e-6)
     assert pred.info["tiles"] > 9  # several tiles in both directions, so borders were crossed
@@ -145,6 +146,27 @@ def test_tile_plan_covers_every_pixel_with_margin_and_centred():
             assert abs((ys[-1] + tile - n) - (-ys[0])) <= 1  # centred
             sy, _ = plan.weight_sums()
             assert sy.shape == (n,) and np.all(sy > 0)
+
+
+def test_tiles_grow_to_compute_fewer_pixels():
+    # a 512 x 512 image: four 320 px tiles (409,600 px) instead of nine 256 px ones (589,824 px)
+    assert engine.fit_tile(512, 512, 256, 512, 64) == 320
+    assert engine.fit_tile(512, 512, 256, 256, 64) == 256  # fixed tile size
+    for h, w in [(1, 1), (100, 700), (512, 512), (3350, 3400), (1800, 2400)]:
+        t = engine.fit_tile(h, w, 256, 512, 64)
+        assert 256 <= t <= 512 and t % 32 == 0
+        px = TilePlan.for_scene(h, w, t, 64).n_tiles * t * t
+        assert all(px <= TilePlan.for_scene(h, w, u, 64).n_tiles * u * u for u in range(256, 513, 32))
+    p = Predictor(PickChannels(3), bands=RGB_BANDS, tile_size=256, batch_size=4, precision="fp32")
+    assert p.plan(512, 512).tile == 320 and p.plan(512, 512).n_tiles == 4
+    assert p.batch_for(256) == 4 and p.batch_for(320) == 2 and p.batch_for(512) == 1
+    scene = random_scene(512, 512, bands=RGB_BANDS)
+    pred = p.predict(scene)
+    assert (pred.info["tile_size"], pred.info["tiles"], pred.info["batch_size"]) == (320, 4, 2)
+    want = expected_pointwise(scene, BandStats.identity(RGB_BANDS), RGB_BANDS)
+    np.testing.assert_allclose(pred.probs, want, atol=2e-6)
+    with pytest.raises(DstlError, match="max tile size"):
+        Predictor(PickChannels(3), bands=RGB_BANDS, tile_size=256, max_tile_size=224)
 
 
 def test_blend_window_is_positive_flat_topped_and_a_partition_of_unity():
@@ -334,14 +356,76 @@ def test_int8_result_depends_only_on_the_model_and_the_scene():
     assert np.abs(used.predict(b).probs - fp32).mean() < 0.01
 
 
-def test_auto_precision_follows_the_cpu_and_the_amount_of_work(monkeypatch):
-    p = Predictor(PickChannels(3), bands=RGB_BANDS, tile_size=32, device="cpu")
-    cases = [({"avx512f"}, "fp32", "fp32"), ({"avx512_vnni"}, "fp32", "int8"),
-             ({"avx512_vnni", "amx_bf16"}, "bf16", "bf16"), ({"avx512_bf16"}, "bf16", "bf16")]
-    for flags, few, many in cases:
-        monkeypatch.setattr(engine, "cpu_flags", lambda flags=flags: frozenset(flags))
-        assert (p.resolve_precision(1), p.resolve_precision(10_000)) == (few, many), flags
+def fake_measurement(seconds: dict[str, float], build: float = 1.0):
+    """A stand-in for `autotune.measure_speeds` that reports fixed per-tile times (and still
+    builds nothing), with a counter of how often it was asked."""
+    calls = []
+
+    def measure(builders, **kwargs):
+        calls.append(sorted(builders))
+        out = {}
+        for name in builders:
+            key = "int8" if name.startswith("int8-") else name
+            if key in seconds:
+                s = seconds[key] * (1.0 if name in ("fp32", "bf16", "int8-onednn") else 1.5)
+                out[name] = {"build": build, "warmup": s, "runs": [s, s], "seconds": s}
+        return out
+
+    measure.calls = calls
+    return measure
+
+
+@pytest.mark.parametrize("seconds, few, many", [
+    ({"fp32": 1.0, "bf16": 0.5, "int8": 0.4}, "bf16", "int8"),   # AMX: bf16 at once, int8 pays later
+    ({"fp32": 1.0, "bf16": 4.0, "int8": 0.5}, "fp32", "int8"),   # VNNI without native bf16
+    ({"fp32": 1.0, "int8": 0.95}, "fp32", "fp32"),               # int8 barely faster: not worth it
+    ({"fp32": 1.0}, "fp32", "fp32"),                             # only fp32 could be measured
+])
+def test_auto_precision_follows_the_measured_speeds_and_the_amount_of_work(monkeypatch, seconds, few, many):
+    autotune.clear_cache()
+    fake = fake_measurement(seconds)
+    monkeypatch.setattr(autotune, "measure_speeds", fake)
+    p = Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=32, device="cpu")
+    assert p.resolve_precision(1) == "fp32" and not fake.calls  # too small a run to pay for a probe
+    assert p.speed_profile(measure=False) is None and not fake.calls
+    assert p.resolve_precision(10_000) == many and fake.calls    # a large one measures
+    assert p.resolve_precision(1) == few                         # and later small runs use it
+    assert p.speed_profile().tile_seconds == {k: v for k, v in seconds.items() if k != "bf16" or v <= 1.5}
+    if "int8" in seconds:
+        assert p.speed_profile().int8_engine == "onednn"  # the faster engine of the fake timings
+    # measured once per process for this architecture and tile size, not per predictor
+    probes = len(fake.calls)
+    other = Predictor(small_convnet(3, seed=5), bands=RGB_BANDS, tile_size=32, device="cpu")
+    assert other.resolve_precision(1) == few and len(fake.calls) == probes
+    Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=64, device="cpu").speed_profile()
+    assert len(fake.calls) > probes
+    # an explicit precision never measures
+    probes = len(fake.calls)
     assert Predictor(PickChannels(3), bands=RGB_BANDS, precision="fp32").resolve_precision(10_000) == "fp32"
+    assert len(fake.calls) == probes
+    autotune.clear_cache()
+
+
+def test_auto_measures_for_real_and_keeps_the_int8_model_it_built():
+    # No timing is asserted: only that the probe ran every candidate it could and that its
+    # decision is one of them.
+    autotune.clear_cache()
+    scene = smooth_scene(96, 128, bands=RGB_BANDS)
+    p = Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=64, device="cpu")
+    assert p.resolve_precision(1) == "fp32" and autotune.cached_only(p._profile_key()) is None  # no probe
+    profile = p.speed_profile()
+    assert profile.tile_seconds["fp32"] > 0
+    assert set(profile.tile_seconds) <= {"fp32", "bf16", "int8"}
+    # every candidate was tried (bf16 may have been screened out on a small input first)
+    assert {"fp32"} | {f"int8-{e}" for e in runners.int8_engines()} <= set(profile.details)
+    assert set(profile.details) <= {"fp32", "bf16"} | {f"int8-{e}" for e in runners.int8_engines()}
+    if "int8" in profile.tile_seconds:
+        assert p._int8 is not None and p._int8.engine == profile.int8_engine
+    pred = p.predict(scene)
+    assert pred.info["precision"] in profile.tile_seconds
+    fp32 = predict(scene, small_convnet(3), bands=RGB_BANDS, tile_size=64, precision="fp32")
+    assert (pred.masks() == fp32.masks()).mean() > 0.98
+    autotune.clear_cache()
 
 
 def test_bad_options_are_clear_errors():
@@ -435,7 +519,7 @@ def test_streaming_never_copies_the_scene():
     result_bytes = NUM_CLASSES * h * w * 4
     for bands in (ALL_BANDS, ("A1", "R", "M3")):
         p = Predictor(PickChannels(len(bands)), bands=bands, tile_size=128, overlap=32, batch_size=1,
-                      precision="fp32")
+                      max_tile_size=128, precision="fp32")
         tracemalloc.start()
         try:
             p.predict(scene)

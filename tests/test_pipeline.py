@@ -155,3 +155,24 @@ def test_polygons_follow_the_masks(data, predictor):
         assert shapely.is_valid(px)
         # small components below the class's minimum area are dropped, smoothing moves edges
         assert px.area <= mask_area * 1.1 + 5, k
+
+
+def test_two_stages_give_the_overlay_first_and_then_what_segment_image_gives(data, predictor):
+    from dstl.exports import overlay_picture
+    from dstl.pipeline import finish_image, infer_image
+
+    ds = DstlDataset(data)
+    first = infer_image(ds, LABELLED, predictor)
+    assert not first.finished and first.polygons is None and first.metrics is None
+    assert set(first.seconds) == {"read", "infer"}
+    np.testing.assert_array_equal(first.overlay(), overlay_picture(first.preview, first.masks))
+    assert finish_image(first, ds) is first and first.finished
+    whole = segment_image(ds, LABELLED, predictor)
+    np.testing.assert_array_equal(first.masks, whole.masks)
+    assert {k: g.wkt for k, g in first.polygons.items()} == {k: g.wkt for k, g in whole.polygons.items()}
+    assert first.metrics == whole.metrics
+    assert set(first.seconds) == {"read", "infer", "polygons", "metrics"}
+    polygons = first.polygons
+    assert finish_image(first, ds).polygons is polygons  # finishing twice does nothing
+    with pytest.raises(ValueError, match="no preview"):
+        infer_image(ds, TEST, predictor, preview=False).overlay()

@@ -48,11 +48,12 @@ def add_inference_arguments(p: argparse.ArgumentParser) -> None:
                         "(8 model passes per tile instead of 1)")
     p.add_argument("--thresholds", metavar="T", default=None, help=THRESHOLDS_HELP)
     p.add_argument("--batch-size", type=int, metavar="N", default=None,
-                   help="tiles per forward pass (default 8 on CPU, 16 on CUDA)")
+                   help="base-size tiles per forward pass (default 4 on CPU, 16 on CUDA; larger tiles "
+                        "come in proportionally smaller batches)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
-                   help="arithmetic: auto picks bf16 on CUDA and on CPUs with native bf16 (AMX/"
-                        "AVX512-BF16), int8 on other VNNI CPUs for large scenes, else fp32 "
-                        "(default auto)")
+                   help="arithmetic: auto picks bf16 on CUDA and, on a CPU, whichever of fp32, bf16 "
+                        "and int8 it measures fastest here for the image's number of tiles (a one-off "
+                        "probe of 1-4 s; see dstl/autotune.py) (default auto)")
     p.add_argument("--device", default="auto", metavar="DEV",
                    help="auto (CUDA if available, else CPU; under torchrun the GPU of LOCAL_RANK), "
                         "cpu, cuda or cuda:N (default auto)")
@@ -119,7 +120,7 @@ def describe_run(loaded, predictor) -> str:
     """One line: the model and how it runs."""
     tta = "TTA x8" if predictor.tta else "no TTA"
     return (f"model: {loaded.describe()}; {predictor.device}, precision {predictor.precision}, {tta}, "
-            f"tiles {predictor.tile_size} px, overlap {predictor.overlap} px")
+            f"tiles {predictor.tile_size}-{predictor.max_tile_size} px, overlap {predictor.overlap} px")
 
 
 def untrained_warning(loaded) -> str | None:
