@@ -584,6 +584,10 @@ def main(argv=None) -> int:
     except DstlError as e:
         print_error(e)  # after the synthetic demo set's progress bar, on a line of its own
         return 2
+    # Measure each model's speed now (a few seconds) so that "auto" precision is decided before
+    # the first visitor arrives rather than on their time.
+    for key, what in service.warm_up().items():
+        log.info("model %s: speed profile %s", key, what)
     launch(build_app(service, settings.concurrency), settings)
     return 0
 

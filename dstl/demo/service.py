@@ -251,6 +251,31 @@ class DemoService:
                 "segment the image again")
         return found
 
+    def warm_up(self) -> dict[str, str]:
+        """Load every served model and measure its speed profile now, at start-up, so that no
+        visitor waits for it and `precision="auto"` can pick bf16/int8 for small images too (the
+        engine measures on its own only for runs of 100+ tiles, see `dstl.autotune`).
+
+        Returns {model key: what was done}; a model that fails to load is reported, not raised
+        (its error reaches the visitor who picks it). Nothing is measured on a ZeroGPU Space
+        (CUDA exists only inside its GPU calls) nor on a GPU.
+        """
+        done: dict[str, str] = {}
+        if gpu.on_zero_gpu():
+            return {key: "not measured (ZeroGPU)" for key in self.registry.keys}
+        for key in self.registry.keys:
+            try:
+                predictor = self._predictor(key, _no_progress)
+            except DstlError as e:
+                done[key] = f"not loaded: {e}"
+                continue
+            if predictor.device.type != "cpu":
+                done[key] = f"not measured ({predictor.device.type}: auto is bf16 where supported)"
+                continue
+            predictor.speed_profile()
+            done[key] = "measured"
+        return done
+
     def _predictor(self, key: str, progress: Progress):
         """The shared `Predictor` of model `key` (the model is loaded on first use)."""
         predictor = self._predictors.get(key)

@@ -268,3 +268,14 @@ def test_export_folders_keep_only_the_newest(service):
     folders.keep = 2
     made = [folders.new() for _ in range(4)]
     assert [f.exists() for f in made] == [False, False, True, True]
+
+
+def test_warm_up_measures_every_served_model_once(service):
+    from dstl.engine import Predictor
+
+    done = service.warm_up()
+    assert set(done) == set(service.registry.keys)
+    assert all(what == "measured" for what in done.values()), done
+    for key in done:  # the profile is kept: a visitor's run finds it without measuring
+        predictor = service._predictor(key, lambda *a: None)
+        assert isinstance(predictor, Predictor) and predictor.speed_profile(measure=False) is not None
