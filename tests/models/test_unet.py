@@ -1,4 +1,5 @@
-"""UNet: shapes, parameter count against the spec, gradients, dropout placement, bf16 + channels_last."""
+"""UNet: shapes, parameter count against the spec, gradients, dropout placement (original and deep),
+bf16 + channels_last."""
 
 import json
 
@@ -45,7 +46,10 @@ def test_default_parameter_count_matches_spec(cin):
     print(f"UNet({cin} -> 10, widths 32..512 + 1024): {count:,} parameters")
     assert count == spec_param_count(cin, 10, 32)
     assert abs(count - SPEC_PARAMS) / SPEC_PARAMS < SPEC_TOLERANCE
-    assert m.model_args == {"in_channels": cin, "num_classes": 10, "base_width": 32, "dropout": 0.2}
+    assert count == (31_105_706 if cin == 20 else 31_100_810)  # DESIGN.md section 3
+    assert m.model_args == {"in_channels": cin, "num_classes": 10, "base_width": 32, "dropout": 0.2,
+                            "dropout_placement": "original"}
+    assert n_params(UNet(in_channels=cin, dropout_placement="deep")) == count  # dropout has no parameters
 
 
 def test_default_widths_and_bottleneck_at_7x7_for_224():
@@ -108,12 +112,42 @@ def test_forward_backward_reaches_every_parameter():
     assert sum(float(p.grad.abs().sum()) > 0 for p in m.parameters()) == len(list(m.parameters()))
 
 
-def test_dropout_mostly_in_encoder_and_off_in_eval():
-    m = UNet(base_width=4, dropout=0.2)
-    enc = [d for d in m.down_dropout if isinstance(d, torch.nn.Dropout)] + [m.bottleneck_dropout]
-    dec = [m.dec_dropout]
-    assert len(enc) == 5 and all(d.p == 0.2 for d in enc + dec)
-    assert not isinstance(m.down_dropout[0], torch.nn.Dropout)  # the full-resolution level has none
+def dropout_modules(m: torch.nn.Module) -> dict[str, tuple[type, float]]:
+    return {name: (type(mod), mod.p) for name, mod in m.named_modules()
+            if isinstance(mod, torch.nn.Dropout | torch.nn.Dropout2d)}
+
+
+def test_original_dropout_placement_is_the_originals():
+    """DESIGN.md section 3: Dropout2d(0.2) last in each of the five encoder blocks (so the skips carry
+    it), none in the bottleneck nor decoder blocks 5..2, one last in the full-resolution decoder block."""
+    m = UNet(base_width=4)
+    assert dropout_modules(m) == {**{f"down.{k}.6": (torch.nn.Dropout2d, 0.2) for k in range(5)},
+                                  "dec.4.6": (torch.nn.Dropout2d, 0.2)}
+    assert all(isinstance(block[-1], torch.nn.Dropout2d) for block in m.down)  # last layer of the block
+    assert isinstance(m.dec[-1][-1], torch.nn.Dropout2d)
+    seen = {}
+    m.down[2].register_forward_hook(lambda mod, i, o: seen.__setitem__("skip", o))
+    m.train()
+    torch.manual_seed(0)
+    m(torch.randn(2, 20, 64, 64))
+    skip = seen["skip"]  # (2, 16, 16, 16): whole feature maps are zero in the skip itself
+    zero_maps = (skip.flatten(2).abs().amax(dim=2) == 0).float().mean()
+    assert 0.05 < zero_maps < 0.5
+
+
+def test_deep_dropout_placement_is_kept_as_an_option():
+    """The placement the bundled weights were trained with: element-wise Dropout on the pooled inputs of
+    levels 3-5 and of the bottleneck, after the bottleneck and after the deepest decoder block."""
+    m = UNet(base_width=4, dropout=0.1, dropout_placement="deep")
+    assert dropout_modules(m) == {**{f"down_dropout.{k}": (torch.nn.Dropout, 0.1) for k in range(1, 5)},
+                                  "bottleneck.6": (torch.nn.Dropout, 0.1), "dec.0.6": (torch.nn.Dropout, 0.1)}
+    assert m.model_args["dropout_placement"] == "deep"
+    assert list(m.state_dict()) == list(UNet(base_width=4).state_dict())  # same keys: weights interchange
+
+
+@pytest.mark.parametrize("placement", ["original", "deep"])
+def test_dropout_is_active_in_training_only(placement):
+    m = UNet(base_width=4, dropout=0.2, dropout_placement=placement)
     x = torch.randn(1, 20, 64, 64)
     m.train()
     torch.manual_seed(1)
@@ -124,8 +158,17 @@ def test_dropout_mostly_in_encoder_and_off_in_eval():
     m.eval()
     with torch.no_grad():
         assert torch.equal(m(x), m(x))
-    no_drop = UNet(base_width=4, dropout=0.0)
-    assert not any(isinstance(mod, torch.nn.Dropout) for mod in no_drop.modules())
+    no_drop = UNet(base_width=4, dropout=0.0, dropout_placement=placement)
+    assert dropout_modules(no_drop) == {}
+
+
+def test_encoder_features_and_decoder_shapes():
+    m = UNet(in_channels=3, num_classes=4, base_width=4).eval()
+    with torch.no_grad():
+        features = m.encode(torch.randn(1, 3, 64, 96))
+    assert [tuple(f.shape[1:]) for f in features] == [(4, 64, 96), (8, 32, 48), (16, 16, 24), (32, 8, 12),
+                                                      (64, 4, 6), (128, 2, 3)]
+    assert [u.out_channels for u in m.up] == [64, 32, 16, 8, 4]
 
 
 def test_bf16_autocast_and_channels_last_on_cpu_match_fp32():
@@ -151,7 +194,8 @@ def test_model_args_are_json_and_rebuild_the_same_architecture():
 
 
 @pytest.mark.parametrize("kwargs", [{"in_channels": 0}, {"num_classes": 2.5}, {"base_width": True},
-                                    {"dropout": 1.0}, {"dropout": -0.1}, {"dropout": "0.2"}])
+                                    {"dropout": 1.0}, {"dropout": -0.1}, {"dropout": "0.2"},
+                                    {"dropout_placement": "shallow"}])
 def test_bad_constructor_arguments_are_rejected(kwargs):
     with pytest.raises(ValueError):
         UNet(**kwargs)
