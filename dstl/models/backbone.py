@@ -49,6 +49,7 @@ from torch import nn
 
 from dstl.bands import ALL_BANDS, RGB_BANDS, WAVELENGTH_NM
 from dstl.errors import WeightsError
+from dstl.models.dropblock import DropBlock2d
 
 #: Blocks per stage of ResNet50 and the stage widths (the bottleneck's inner width; outputs are 4x).
 RESNET50_BLOCKS: tuple[int, ...] = (3, 4, 6, 3)
@@ -83,14 +84,16 @@ def _conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
 class Bottleneck(nn.Module):
     """ResNet bottleneck block (1x1 reduce, 3x3 with the stride, 1x1 expand x4), torchvision names.
 
-    ``dropout`` > 0 adds a Dropout after the 3x3 conv's ReLU (inside the block, before the expanding
-    1x1); it has no parameters, so state-dict keys are unchanged.
+    ``drop_block`` > 0 adds a `DropBlock2d` (p = drop_block, squares of ``drop_block_size``) on the 3x3
+    conv's output, inside the block before the expanding 1x1 -- where timm's ResNet puts its
+    ``drop_block`` (timm applies it before the ReLU, we after; zeroing and a positive rescale commute
+    with ReLU, so the output is the same). It has no parameters: state-dict keys are unchanged.
     """
 
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 dropout: float = 0.0):
+                 drop_block: float = 0.0, drop_block_size: int = 7):
         super().__init__()
         self.conv1 = _conv1x1(inplanes, planes)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -99,33 +102,40 @@ class Bottleneck(nn.Module):
         self.conv3 = _conv1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.drop_block = DropBlock2d(drop_block, drop_block_size) if drop_block > 0 else nn.Identity()
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.dropout(self.relu(self.bn2(self.conv2(out))))
+        out = self.drop_block(self.relu(self.bn2(self.conv2(out))))
         out = self.bn3(self.conv3(out))
         return self.relu(out + identity)
 
 
-def make_stage(inplanes: int, planes: int, blocks: int, stride: int, dropout: float = 0.0) -> nn.Sequential:
-    """One ResNet stage: `blocks` bottlenecks, the first with the stride and a 1x1 projection shortcut."""
+def make_stage(inplanes: int, planes: int, blocks: int, stride: int, drop_block: float = 0.0,
+               drop_block_size: int = 7) -> nn.Sequential:
+    """One ResNet stage: `blocks` bottlenecks, the first with the stride and a 1x1 projection shortcut;
+    every block with DropBlock(drop_block, drop_block_size) when drop_block > 0."""
     downsample = None
     if stride != 1 or inplanes != planes * Bottleneck.expansion:
         downsample = nn.Sequential(_conv1x1(inplanes, planes * Bottleneck.expansion, stride),
                                    nn.BatchNorm2d(planes * Bottleneck.expansion))
-    layers = [Bottleneck(inplanes, planes, stride, downsample, dropout)]
-    layers += [Bottleneck(planes * Bottleneck.expansion, planes, dropout=dropout) for _ in range(blocks - 1)]
+    layers = [Bottleneck(inplanes, planes, stride, downsample, drop_block, drop_block_size)]
+    layers += [Bottleneck(planes * Bottleneck.expansion, planes, drop_block=drop_block,
+                          drop_block_size=drop_block_size) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
 
 
-def make_resnet50_stages(stage_dropout: Sequence[float] = (0.0, 0.0, 0.0, 0.0)) -> dict[str, nn.Sequential]:
-    """The four ResNet50 stages (``layer1``..``layer4``, 64 -> 256 -> 512 -> 1024 -> 2048 channels)."""
+def make_resnet50_stages(stage_drop_block: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
+                         drop_block_size: int = 7) -> dict[str, nn.Sequential]:
+    """The four ResNet50 stages (``layer1``..``layer4``, 64 -> 256 -> 512 -> 1024 -> 2048 channels), with
+    DropBlock of probability ``stage_drop_block[i]`` in every bottleneck of stage i (0: none)."""
     stages, inplanes = {}, 64
     for i, (planes, blocks) in enumerate(zip(RESNET50_PLANES, RESNET50_BLOCKS, strict=True)):
-        stages[f"layer{i + 1}"] = make_stage(inplanes, planes, blocks, 1 if i == 0 else 2, stage_dropout[i])
+        stride = 1 if i == 0 else 2
+        stages[f"layer{i + 1}"] = make_stage(inplanes, planes, blocks, stride, stage_drop_block[i],
+                                             drop_block_size)
         inplanes = planes * Bottleneck.expansion
     return stages
 

@@ -1,4 +1,5 @@
-"""Res50UNet: ResNet50 encoder (keys and parameters of its stages), stem, skips, shapes, dropout."""
+"""Res50UNet: ResNet50 encoder (keys and parameters of its stages), stem, skips, shapes, the original's
+decoder widths and parameter count, DropBlock and dropout placement."""
 
 import json
 
@@ -7,6 +8,7 @@ import torch
 
 from dstl.errors import BandMismatchError, DstlError
 from dstl.models.backbone import BACKBONE_STAGES, Bottleneck, ResNet50
+from dstl.models.dropblock import DropBlock2d
 from dstl.models.res50unet import Res50UNet
 
 # torchvision's published figures for resnet50: 25,557,032 parameters with the 1000-class fc;
@@ -67,17 +69,56 @@ def test_encoder_stages_are_resnet50_stages(default_model):
           f"(ResNet50 stages {stages:,} + residual stem {stem:,}); decoder+head {n_params(m) - encoder:,}")
 
 
-def test_dropout_only_inside_layer3_and_layer4_bottlenecks(default_model):
+def test_default_is_the_originals_decoder_and_parameter_count(default_model):
+    """DESIGN.md section 3: decoder 2048->1024 (block 2048->1024), ->512 (1024->512), ->256 (512->256),
+    ->64 (128->64); 71,903,562 parameters for 20 -> 10 (the number README and the docstring quote)."""
     m = default_model
+    steps = [(2048, 1024), (1024, 512), (512, 256), (256, 64)]
+    assert [(u.in_channels, u.out_channels) for u in m.up] == steps
+    assert [(d[0].in_channels, d[0].out_channels) for d in m.dec] == [(2048, 1024), (1024, 512), (512, 256),
+                                                                    (128, 64)]
+    assert m.head.in_channels == 64
+    assert n_params(m) == 71_903_562
+    # Counted from the description: ResNet50 stages + residual stem + decoder steps + head.
+    def block(a, b):
+        return 9 * a * b + 9 * b * b + 4 * b
+    stem = 9 * 20 * 64 + 9 * 64 * 64 + 20 * 64 + 3 * 2 * 64
+    decoder = sum(4 * cin * cout + cout + block(cout + skip, cout)
+                  for (cin, cout), skip in zip(steps, (1024, 512, 256, 64), strict=True))
+    assert n_params(m) == RESNET50_BACKBONE_PARAMS - RESNET50_STEM_PARAMS + stem + decoder + 64 * 10 + 10
+    assert m.model_args == {"in_channels": 20, "num_classes": 10, "dropout": 0.2, "drop_block": 0.2,
+                            "drop_block_size": 7, "decoder_widths": [1024, 512, 256, 64]}
+
+
+def test_dropblock_inside_every_layer3_and_layer4_bottleneck_and_dropout2d_after_the_decoder(default_model):
+    m = default_model
+    drops = {name: mod for name, mod in m.named_modules()
+             if isinstance(mod, DropBlock2d | torch.nn.Dropout | torch.nn.Dropout2d)}
+    blocks = [f"layer3.{i}" for i in range(6)] + [f"layer4.{i}" for i in range(3)]
+    assert set(drops) == {f"{b}.drop_block" for b in blocks} | {"dec.3.6"}
+    assert all(isinstance(drops[f"{b}.drop_block"], DropBlock2d) and drops[f"{b}.drop_block"].p == 0.2
+               and drops[f"{b}.drop_block"].block_size == 7 for b in blocks)
+    assert type(drops["dec.3.6"]) is torch.nn.Dropout2d and drops["dec.3.6"].p == 0.2
+    assert m.dec[-1][-1] is drops["dec.3.6"]  # the last layer of the last decoder block
     for stage in BACKBONE_STAGES:
         for block in getattr(m, stage):
             assert isinstance(block, Bottleneck)
-            has = isinstance(block.dropout, torch.nn.Dropout)
-            assert has == (stage in ("layer3", "layer4")), stage
-            if has:
-                assert block.dropout.p == 0.2
-    no_dropout = Res50UNet(dropout=0.0, decoder_widths=SMALL_DECODER)
-    assert isinstance(no_dropout.layer4[0].dropout, torch.nn.Identity)
+            assert isinstance(block.drop_block, DropBlock2d) == (stage in ("layer3", "layer4")), stage
+    none = Res50UNet(dropout=0.0, drop_block=0.0, decoder_widths=SMALL_DECODER)
+    assert not any(isinstance(mod, DropBlock2d | torch.nn.Dropout2d) for mod in none.modules())
+    assert Res50UNet(drop_block_size=5, decoder_widths=SMALL_DECODER).layer4[0].drop_block.block_size == 5
+
+
+def test_dropout_only_in_training(m20):
+    m = m20.train()
+    x = torch.randn(1, 20, 64, 64)
+    torch.manual_seed(0)
+    a = m(x)
+    torch.manual_seed(1)
+    assert not torch.equal(a, m(x))
+    m.eval()
+    with torch.no_grad():
+        assert torch.equal(m(x), m(x))
 
 
 def test_skips_and_resolutions(m20):
@@ -141,15 +182,18 @@ def test_bf16_autocast_and_channels_last(m20):
 
 
 def test_model_args_json_round_trip():
-    m = Res50UNet(in_channels=3, num_classes=5, dropout=0.3, decoder_widths=(32, 16, 16, 8))
+    m = Res50UNet(in_channels=3, num_classes=5, dropout=0.3, drop_block=0.1, drop_block_size=3,
+                  decoder_widths=(32, 16, 16, 8))
     args = json.loads(json.dumps(m.model_args))
-    assert args == {"in_channels": 3, "num_classes": 5, "dropout": 0.3, "decoder_widths": [32, 16, 16, 8]}
+    assert args == {"in_channels": 3, "num_classes": 5, "dropout": 0.3, "drop_block": 0.1,
+                    "drop_block_size": 3, "decoder_widths": [32, 16, 16, 8]}
     rebuilt = Res50UNet(**args)
     assert shapes(rebuilt) == shapes(m)
 
 
 @pytest.mark.parametrize("kwargs", [{"decoder_widths": [8, 8]}, {"decoder_widths": [8, 8, 8, 0]},
-                                    {"in_channels": -1}, {"dropout": 2}])
+                                    {"in_channels": -1}, {"dropout": 2}, {"drop_block": 1.0},
+                                    {"drop_block_size": 0}])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         Res50UNet(**kwargs)
