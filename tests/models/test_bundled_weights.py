@@ -55,3 +55,13 @@ def test_the_20_band_model_beats_the_rgb_model_where_spectra_matter(bundled):
     j20, jrgb = holdout(bundled["unet-20band"])["jaccard"], holdout(bundled["unet-rgb"])["jaccard"]
     for k in SPECTRAL_CLASSES:
         assert j20[str(k)] > jrgb[str(k)], k
+
+
+@pytest.mark.parametrize("name", ["unet-20band", "unet-rgb"])
+def test_bundled_weights_load_as_the_architecture_they_were_trained_with(bundled, name):
+    """They were trained with the "deep" dropout placement, which their config.json records; dropout has
+    no parameters and is off in eval, so the placement changes neither the keys nor inference."""
+    loaded = bundled[name]
+    assert loaded.config.model_args["dropout_placement"] == "deep"
+    assert loaded.module.model_args["dropout_placement"] == "deep"
+    assert not loaded.module.training
