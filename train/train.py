@@ -207,7 +207,7 @@ def build_model(cfg: TrainConfig, bands: tuple[str, ...]) -> tuple[torch.nn.Modu
                    where="config model_args")
     note = None
     if cfg.pretrained_backbone:
-        from dstl.models.backbone import load_pretrained_backbone
+        from dstl.models.pretrained import load_pretrained_backbone
 
         rep = load_pretrained_backbone(model, cfg.pretrained_backbone, filename=cfg.backbone_file,
                                        bands=bands)

@@ -4,17 +4,16 @@
 - `load_model(source)`: weights from a local folder, a bundled name, or a Hub repo ``owner/name[@rev]``,
   loaded strictly into a `LoadedModel` (module in eval mode, its `ModelConfig`, a source description).
 - `save_pretrained` / `push_to_hub`: write and publish weights in Hub layout.
-- `load_pretrained_backbone` and the freezing helpers: ResNet50 weights for `Res50UNet`.
+- `load_pretrained_backbone` (`dstl.models.pretrained`) and the freezing helpers
+  (`dstl.models.backbone`): ResNet50 weights for `Res50UNet`.
+- `dstl.models.decoder`: the UNet decoder both architectures share (encoder -> decoder -> head).
 """
 
 from dstl.models.backbone import (
     BACKBONE_STAGES,
-    PRETRAINED_WAVELENGTHS,
-    BackboneReport,
     ResNet50,
     apply_unfreeze_schedule,
     freeze_backbone,
-    load_pretrained_backbone,
     trainable_stages,
     unfreeze_backbone,
 )
@@ -36,6 +35,7 @@ from dstl.models.hub import (
     resolve_source,
     save_pretrained,
 )
+from dstl.models.pretrained import PRETRAINED_WAVELENGTHS, BackboneReport, load_pretrained_backbone
 from dstl.models.res50unet import Res50UNet
 from dstl.models.unet import UNet
 

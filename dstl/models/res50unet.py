@@ -22,7 +22,7 @@ and DropBlock have no parameters and are inactive in eval mode.
 
 The stem replaces ResNet's 7x7 stride-2 conv and runs at full resolution, so the four decoder steps
 end at the input resolution with a full-resolution skip. ``stem``, ``layer1``..``layer4`` use
-torchvision key names; `dstl.models.backbone.load_pretrained_backbone` fills them from a standard
+torchvision key names; `dstl.models.pretrained.load_pretrained_backbone` fills them from a standard
 ResNet50 checkpoint and `freeze_backbone` / `apply_unfreeze_schedule` control which stages train.
 """
 

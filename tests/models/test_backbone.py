@@ -17,14 +17,13 @@ from dstl.bands import ALL_BANDS, RGB_BANDS
 from dstl.errors import WeightsError
 from dstl.models.backbone import (
     BACKBONE_STAGES,
-    PRETRAINED_WAVELENGTHS,
     ResNet50,
     apply_unfreeze_schedule,
     freeze_backbone,
-    load_pretrained_backbone,
     trainable_stages,
     unfreeze_backbone,
 )
+from dstl.models.pretrained import PRETRAINED_WAVELENGTHS, load_pretrained_backbone
 from dstl.models.res50unet import Res50UNet
 
 BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
