@@ -31,7 +31,7 @@ from shapely.geometry import MultiPolygon
 from dstl.bands import ALL_BANDS
 from dstl.errors import DataError, UnknownImageError
 from dstl.grid import GridTransform
-from dstl.scene import Scene, read_grid
+from dstl.scene import Scene, read_grid, read_scene
 
 __all__ = ["DstlDataset", "PRODUCTS"]
 
@@ -241,6 +241,4 @@ class DstlDataset:
         See `dstl.scene.read_scene_files` (band order R, G, B, P, M1..M8, A1..A8 by default;
         bilinear, pixel-centre aligned resampling; bit-depth scaling).
         """
-        from dstl.scene import read_scene
-
         return read_scene(self, image_id, bands)

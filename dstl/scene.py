@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import tifffile
@@ -26,8 +26,14 @@ from dstl.errors import BandMismatchError, DataError
 from dstl.limits import check_image_size
 from dstl.tiff import read_tiff, read_tiff_header, read_tiff_shape
 
-if TYPE_CHECKING:
-    from dstl.dataset import DstlDataset
+
+class ProductFiles(Protocol):
+    """What `read_scene` needs of a dataset (`dstl.dataset.DstlDataset` is one): the checked id and
+    the path of each of its products ("3", "P", "M", "A")."""
+
+    def check_id(self, image_id: str) -> str: ...
+
+    def product_path(self, image_id: str, product: str) -> Path: ...
 
 
 @dataclass
@@ -274,7 +280,7 @@ def read_scene_files(files: Mapping[str, str | os.PathLike], bands: Sequence[str
     return Scene(image_id, data, tuple(bands))
 
 
-def read_scene(dataset: "DstlDataset", image_id: str, bands: Sequence[str] = ALL_BANDS) -> Scene:
+def read_scene(dataset: ProductFiles, image_id: str, bands: Sequence[str] = ALL_BANDS) -> Scene:
     """Read one image of a DSTL-layout dataset as an aligned Scene (see `read_scene_files`).
 
     The id is looked up in the dataset (`UnknownImageError` if absent), never joined into a path
