@@ -49,6 +49,8 @@ from torch import nn
 
 from dstl.bands import ALL_BANDS, RGB_BANDS, WAVELENGTH_NM
 from dstl.errors import WeightsError
+from dstl.errors import one_line as _one_line
+from dstl.errors import short_list as _list
 
 #: Blocks per stage of ResNet50 and the stage widths (the bottleneck's inner width; outputs are 4x).
 RESNET50_BLOCKS: tuple[int, ...] = (3, 4, 6, 3)
@@ -207,10 +209,6 @@ class ResidualStem(nn.Module):
 # Reading pretrained state dicts
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
-
 def _unwrap(state: object, where: str) -> dict[str, torch.Tensor]:
     """Return the bare ResNet state dict inside a checkpoint (nested dicts and key prefixes removed)."""
     for _ in range(3):  # {"state_dict": {...}} / {"model": {...}} checkpoints, at most a few levels deep
@@ -367,12 +365,6 @@ class BackboneReport:
         if self.reinitialised:
             lines.append(f"  reinitialised: {', '.join(self.reinitialised)}")
         return "\n".join(lines)
-
-
-def _list(keys: Iterable[str], n: int = 5) -> str:
-    keys = sorted(keys)
-    more = f", ... ({len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
 
 
 @torch.no_grad()

@@ -177,7 +177,7 @@ def set_nan(folder: Path) -> None:
 DAMAGE = {
     "wrong shapes": (lambda f: edit_config(f, lambda d: d["model_args"].update(base_width=8)),
                      r"model.safetensors: does not match UNet.*shape/dtype mismatches "
-                     r"\(down.0.0.weight file"),
+                     r"\([\w.]+ file \("),
     "missing keys": (lambda f: rewrite_weights(f, lambda s: s.pop("head.bias")),
                      r"model.safetensors: does not match .*1 missing keys \(head.bias\)"),
     "unexpected keys": (lambda f: rewrite_weights(f, lambda s: s.update({"extra.weight": torch.zeros(2)})),
