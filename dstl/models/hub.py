@@ -8,11 +8,11 @@ A weights folder (local, bundled under ``<repo>/weights/<name>``, or a Hub model
                         tensors so that corrupted data is detected, not just truncated files
     README.md           a model card generated from the config (front matter for the Hub)
 
-This is the Hub's own layout, implemented here rather than through ``PyTorchModelHubMixin`` because the
-mixin (huggingface_hub 2.4) stores only constructor arguments in config.json, loads non-strictly by
-default (``strict=False``: missing keys silently keep random values) and falls back to pickled
-``pytorch_model.bin``. We use huggingface_hub's own download and cache code (`snapshot_download`,
-`hf_hub_download`), model-card metadata (`ModelCardData`) and upload API (`HfApi.upload_folder`).
+This is the Hub's own layout. The model classes get ``from_pretrained`` / ``save_pretrained`` /
+``push_to_hub`` from `dstl.models.mixin.HubMixin`, which calls the functions here; why that is not
+huggingface_hub's ``PyTorchModelHubMixin`` is measured in README "Hub idioms". We use
+huggingface_hub's own download and cache code (`snapshot_download`, `hf_hub_download`), card
+utilities (`ModelCard`, `ModelCardData`, `EvalResult`) and upload API (`HfApi.upload_folder`).
 
 Weights sources (`resolve_source`): None -> the bundled default ``weights/unet-20band``; a bare name
 such as ``unet-rgb`` -> ``weights/unet-rgb``; an existing folder; or a Hub repo id ``owner/name``
@@ -41,8 +41,6 @@ from dstl.bands import BAND_DESCRIPTION, WAVELENGTH_NM
 from dstl.errors import WeightsError, one_line, short_list
 from dstl.models.backbone import default_bands
 from dstl.models.config import ModelConfig
-from dstl.models.res50unet import Res50UNet
-from dstl.models.unet import UNet
 from dstl.normalization import BandStats
 
 CONFIG_FILE = "config.json"
@@ -53,8 +51,10 @@ BUNDLED_DIR = Path(__file__).resolve().parents[2] / "weights"
 #: The bundled weights `load_model(None)` uses.
 DEFAULT_WEIGHTS = "unet-20band"
 
-#: Architecture name (config.json "architecture") -> module class.
-ARCHITECTURES: dict[str, type[nn.Module]] = {"unet": UNet, "res50unet": Res50UNet}
+#: Architecture name (config.json "architecture") -> module class. Filled by the classes themselves:
+#: ``class UNet(HubMixin, nn.Module, architecture="unet")`` (`dstl.models.mixin`); importing
+#: `dstl.models` (which any import of this module does first) registers "unet" and "res50unet".
+ARCHITECTURES: dict[str, type[nn.Module]] = {}
 
 # Files never pushed: pickles (checkpoints, optimiser state) and hidden files.
 _PUSH_IGNORE = [".*", "*/.*", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.pkl", "*.pickle", "__pycache__/*"]
@@ -582,6 +582,32 @@ def load_model(source: str | os.PathLike | None = None, *,
 # Publishing
 
 
+def _push_target(repo_id: str, token: str | None) -> tuple[str, str, str | None]:
+    """(token, repo_id, branch or None), or a `WeightsError` for a missing token or an invalid id."""
+    token = token or os.environ.get("HF_TOKEN")
+    if not token:
+        raise WeightsError("pushing to the Hub needs a token: pass token= or set HF_TOKEN (a write token "
+                           "from https://huggingface.co/settings/tokens)")
+    parsed = parse_repo_id(repo_id)
+    if parsed is None:
+        raise WeightsError(f"invalid Hub repo id {repo_id!r}; expected owner/name[@branch]")
+    return token, *parsed
+
+
+def _refuse_offline() -> None:
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        raise WeightsError("cannot push to the Hub while HF_HUB_OFFLINE=1 is set; unset it and retry")
+
+
+def check_push(repo_id: str, token: str | None = None) -> None:
+    """Raise the `WeightsError` that `push_to_hub` would raise for this id and token (no token, an
+    invalid id, ``HF_HUB_OFFLINE=1``), without a folder and before any network call."""
+    _push_target(repo_id, token)
+    _refuse_offline()
+
+
 def push_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False,
                 revision: str | None = None, commit_message: str | None = None) -> str:
     """Upload a weights folder to the Hub model repo `repo_id` (created if needed); return the commit URL.
@@ -591,20 +617,12 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = 
     network call. `revision` (or ``repo_id@branch``) pushes to a branch, created from main if needed.
     Pickle files (``*.pt``, ``*.pth``, ``*.bin``, ``*.ckpt``) and hidden files are never uploaded.
     """
-    from huggingface_hub import HfApi, constants
+    from huggingface_hub import HfApi
 
-    token = token or os.environ.get("HF_TOKEN")
-    if not token:
-        raise WeightsError("pushing to the Hub needs a token: pass token= or set HF_TOKEN (a write token "
-                           "from https://huggingface.co/settings/tokens)")
-    parsed = parse_repo_id(repo_id)
-    if parsed is None:
-        raise WeightsError(f"invalid Hub repo id {repo_id!r}; expected owner/name[@branch]")
-    repo_id, branch = parsed
+    token, repo_id, branch = _push_target(repo_id, token)
     revision = revision or branch
     loaded = load_folder(folder)  # refuse to publish anything that would not load back
-    if constants.is_offline_mode():
-        raise WeightsError("cannot push to the Hub while HF_HUB_OFFLINE=1 is set; unset it and retry")
+    _refuse_offline()
     message = commit_message or f"Upload dstl {loaded.config.architecture} weights"
     api = HfApi(token=token, library_name="dstl")
     try:

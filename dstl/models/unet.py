@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from dstl.errors import BandMismatchError, DstlError
+from dstl.models.mixin import HubMixin
 
 DEPTH = 5
 
@@ -54,7 +55,7 @@ class ConvBlock(nn.Sequential):
         )
 
 
-class UNet(nn.Module):
+class UNet(HubMixin, nn.Module, architecture="unet"):
     """The 5-level UNet of DESIGN.md section 3 (see the module docstring for the exact layout).
 
     Args (JSON-serialisable; saved as ``model_args`` in config.json):
