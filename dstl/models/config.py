@@ -15,8 +15,18 @@ from dstl.classes import CLASS_IDS, CLASSES, NUM_CLASSES, DstlClass
 from dstl.errors import WeightsError
 from dstl.normalization import BandStats
 
+#: The files of a weights folder in Hub layout (see `dstl.models.hub`).
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+
 #: Bump when the meaning of config.json fields changes.
 CONFIG_VERSION = 1
+
+#: Architecture name (config.json "architecture") -> module class. Filled by the classes themselves:
+#: ``class UNet(HubMixin, nn.Module, architecture="unet")`` (`dstl.models.mixin`); importing
+#: `dstl.models` (which any import of a submodule does first) registers "unet" and "res50unet".
+ARCHITECTURES: dict[str, type] = {}
 
 
 def _is_number(v) -> bool:

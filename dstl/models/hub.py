@@ -37,24 +37,17 @@ import torch
 from torch import nn
 
 from dstl.atomic import atomic_path, write_text_atomic
-from dstl.bands import BAND_DESCRIPTION, WAVELENGTH_NM
 from dstl.errors import WeightsError, one_line, short_list
 from dstl.models.backbone import default_bands
-from dstl.models.config import ModelConfig
+from dstl.models.card import model_card
+from dstl.models.config import ARCHITECTURES, CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, ModelConfig
 from dstl.normalization import BandStats
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "README.md"
 #: The bundled weights live here, one Hub-layout folder per name.
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "weights"
 #: The bundled weights `load_model(None)` uses.
 DEFAULT_WEIGHTS = "unet-20band"
 
-#: Architecture name (config.json "architecture") -> module class. Filled by the classes themselves:
-#: ``class UNet(HubMixin, nn.Module, architecture="unet")`` (`dstl.models.mixin`); importing
-#: `dstl.models` (which any import of this module does first) registers "unet" and "res50unet".
-ARCHITECTURES: dict[str, type[nn.Module]] = {}
 
 # Files never pushed: pickles (checkpoints, optimiser state) and hidden files.
 _PUSH_IGNORE = [".*", "*/.*", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.pkl", "*.pickle", "__pycache__/*"]
@@ -223,87 +216,6 @@ def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Model card
-
-
-def _fmt(v) -> str:
-    return v if isinstance(v, str) else json.dumps(v)
-
-
-def model_card(config: ModelConfig, num_parameters: int | None = None, notes: str | None = None) -> str:
-    """The README.md model card for `config`: Hub front matter, then what the weights are and are not."""
-    from huggingface_hub import ModelCardData
-
-    arch_cls = ARCHITECTURES.get(config.architecture)
-    arch_name = arch_cls.__name__ if arch_cls else config.architecture
-    kind = "RGB-only" if len(config.bands) == 3 else f"{len(config.bands)}-band"
-    training = config.training
-    tags = ["dstl", "satellite-imagery", "semantic-segmentation", "multispectral", "pytorch", "safetensors"]
-    if training is None:
-        tags.append("untrained")
-    data = ModelCardData(library_name="dstl", pipeline_tag="image-segmentation", tags=tags,
-                         license=(training or {}).get("license"))
-    lines = ["---", data.to_yaml(), "---", "", f"# dstl {arch_name} ({kind})", ""]
-    if training is None:
-        lines += ["> **These weights are untrained** (random initialisation). Their predictions are "
-                  "meaningless; they exist to exercise the pipeline. Train real weights with "
-                  "`python train/train.py`.", ""]
-    else:
-        lines += [f"Trained on: {_fmt(training.get('data', 'not recorded'))}.", ""]
-    lines += [
-        "Segments the ten object classes of the Kaggle *Dstl Satellite Imagery Feature Detection* "
-        "competition in very-high-resolution satellite imagery.", "",
-        "## Model", "",
-        f"- Architecture: `{arch_name}` (`dstl.models`, config name `{config.architecture}`)"
-        + (f", {num_parameters:,} parameters" if num_parameters is not None else ""),
-        f"- Constructor arguments: `{json.dumps(config.model_args, sort_keys=True)}`",
-        f"- Input: {len(config.bands)} bands, each scaled to [0, 1] by its bit depth, then "
-        "`(x - mean) / std` with the statistics below; height and width multiples of 32; "
-        f"inference tiles of {config.tile_size} x {config.tile_size} px",
-        f"- Output: {len(config.classes)} logit maps; probability = sigmoid(logit), mask = "
-        "probability >= the class threshold", "",
-        "## Bands", "", "| # | band | description | centre (nm) | mean | std |", "|---|---|---|---|---|---|",
-    ]
-    norm = config.normalization
-    for i, (b, m, s) in enumerate(zip(config.bands, norm.mean, norm.std, strict=True)):
-        lines.append(f"| {i} | {b} | {BAND_DESCRIPTION.get(b, '')} | {WAVELENGTH_NM.get(b, '')} "
-                     f"| {m:.6g} | {s:.6g} |")
-    lines += ["", "## Classes", "", "| channel | id | class | colour | threshold |", "|---|---|---|---|---|"]
-    for i, (c, t) in enumerate(zip(config.classes, config.thresholds, strict=True)):
-        lines.append(f"| {i} | {c.id} | {c.name} | {c.hex} | {t:.3f} |")
-    lines += ["", "## Training", ""]
-    if training is None:
-        lines += ["None: these weights were never trained.", ""]
-    else:
-        for key, value in training.items():
-            if key in ("command", "limitations", "metrics", "license"):
-                continue
-            lines.append(f"- **{key}**: {_fmt(value)}")
-        if "command" in training:
-            lines += ["", "Command:", "", "```", _fmt(training["command"]), "```"]
-        if "metrics" in training:
-            lines += ["", "Metrics:", "", "```json", json.dumps(training["metrics"], indent=2), "```"]
-        if "limitations" in training:
-            lim = training["limitations"]
-            lines += ["", "## Limitations", ""]
-            lines += [f"- {x}" for x in lim] if isinstance(lim, list) else [str(lim)]
-        lines.append("")
-    if notes:
-        lines += [notes.strip(), ""]
-    lines += [
-        "## Usage", "", "```python", "from dstl.models import load_model", "",
-        'loaded = load_model("OWNER/NAME")  # or a local folder, or OWNER/NAME@revision',
-        "logits = loaded.module(x)  # x: (N, C, H, W) normalised bands, H and W multiples of 32", "```", "",
-        "```", "python -m dstl predict DATA IMAGE_ID --weights OWNER/NAME --out out/", "```", "",
-        "## Files", "",
-        f"- `{CONFIG_FILE}`: architecture, constructor arguments, bands, normalisation, classes, "
-        "thresholds, training metadata",
-        f"- `{WEIGHTS_FILE}`: the weights (safetensors), loaded strictly", "",
-    ]
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------
 # Saving and loading folders
 
 
@@ -329,7 +241,8 @@ def save_pretrained(module: nn.Module, config: ModelConfig, folder: str | os.Pat
         config_text = json.dumps(config.to_dict(), indent=2) + "\n"
     except (TypeError, ValueError) as e:
         raise WeightsError(f"{where}: config is not JSON-serialisable ({one_line(e)})") from None
-    card = model_card(config, sum(p.numel() for p in module.parameters()), notes)
+    card = model_card(config, sum(p.numel() for p in module.parameters()), notes,
+                      base_model=base_model_of(config))
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(module, folder / WEIGHTS_FILE)
     write_text_atomic(folder / CARD_FILE, card)
@@ -424,6 +337,16 @@ def parse_repo_id(text: str) -> tuple[str, str | None] | None:
     if not m or ".." in m["repo"] or "--" in m["repo"]:
         return None
     return m["repo"], m["rev"]
+
+
+def base_model_of(config: ModelConfig) -> str | None:
+    """The Hub repo id the weights' training started from (``training.init_weights`` recorded a Hub
+    source, description "Hub owner/name@rev ..."), for the card's ``base_model``; None otherwise."""
+    init = (config.training or {}).get("init_weights")
+    if not isinstance(init, dict) or not str(init.get("description", "")).startswith("Hub "):
+        return None
+    parsed = parse_repo_id(str(init.get("source", "")))
+    return parsed[0] if parsed else None
 
 
 def list_bundled() -> list[str]:

@@ -20,7 +20,7 @@ subclass has to override ``from_pretrained``, ``_from_pretrained``, ``save_pretr
 without our token and offline refusals.
 
 A subclass declares its config.json name with ``class UNet(HubMixin, nn.Module, architecture="unet")``;
-that registers it in `dstl.models.hub.ARCHITECTURES`, which builds modules from configs.
+that registers it in `dstl.models.config.ARCHITECTURES`, which builds modules from configs.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from dstl.errors import WeightsError
 from dstl.models import hub
-from dstl.models.config import ModelConfig
+from dstl.models.config import ARCHITECTURES, ModelConfig
 from dstl.runners import weights_fingerprint
 
 
@@ -50,10 +50,10 @@ class HubMixin:
     def __init_subclass__(cls, *, architecture: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
         if architecture is not None:
-            if architecture in hub.ARCHITECTURES:
+            if architecture in ARCHITECTURES:
                 raise TypeError(f"architecture name {architecture!r} is already taken by "
-                                f"{hub.ARCHITECTURES[architecture].__name__}")
-            hub.ARCHITECTURES[architecture] = cls
+                                f"{ARCHITECTURES[architecture].__name__}")
+            ARCHITECTURES[architecture] = cls
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike | None = None, *, revision: str | None = None,
