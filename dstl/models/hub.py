@@ -78,7 +78,8 @@ def architecture_name(module: nn.Module) -> str:
     for name, arch in ARCHITECTURES.items():
         if cls is arch:
             return name
-    raise WeightsError(f"{cls.__name__} is not a registered architecture ({', '.join(ARCHITECTURES)})")
+    raise WeightsError(f"{cls.__name__} is not a registered architecture "
+                       f"({', '.join(sorted(ARCHITECTURES))})")
 
 
 def build_model(architecture: str, model_args: dict, where: str = "config",
@@ -90,7 +91,7 @@ def build_model(architecture: str, model_args: dict, where: str = "config",
     cls = ARCHITECTURES.get(architecture)
     if cls is None:
         raise WeightsError(f"{where}: unknown architecture {architecture!r} "
-                           f"(known: {', '.join(ARCHITECTURES)})")
+                           f"(known: {', '.join(sorted(ARCHITECTURES))})")
     try:
         with torch.device(device) if device is not None else contextlib.nullcontext():
             return cls(**model_args)

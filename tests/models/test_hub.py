@@ -198,7 +198,7 @@ DAMAGE = {
     "config missing field": (lambda f: edit_config(f, lambda d: d.pop("architecture")),
                              r"config.json: malformed config.json \(KeyError"),
     "unknown architecture": (lambda f: edit_config(f, lambda d: d.update(architecture="segformer")),
-                             r"config.json: unknown architecture 'segformer' \(known: unet, res50unet\)"),
+                             r"config.json: unknown architecture 'segformer' \(known: res50unet, unet\)"),
     "bad model_args": (lambda f: edit_config(f, lambda d: d["model_args"].update(depth=7)),
                        r"config.json: model_args not accepted by UNet: .*depth"),
     "bad model_args value": (lambda f: edit_config(f, lambda d: d["model_args"].update(dropout=3)),
