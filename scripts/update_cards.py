@@ -24,7 +24,7 @@ from dstl.errors import DstlError
 from dstl.models import BUNDLED_DIR, list_bundled, load_model
 from dstl.models.card import card_notes, model_card
 from dstl.models.config import CARD_FILE
-from dstl.models.hub import base_model_of
+from dstl.models.hub import base_model_of, parse_repo_id
 
 #: The held-out set the bundled weights' recorded metrics come from (train/train.py --holdout).
 BUNDLED_HELDOUT = "8 held-out synthetic scenes (python -m dstl synth, seed 1000, 1024 x 1024 px)"
@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base-model", help="Hub repo id the weights were trained from (card base_model)")
     p.add_argument("--heldout-name", help="what the held-out metrics were measured on (model-index)")
     args = p.parse_args(argv)
+    if args.base_model is not None and (parse_repo_id(args.base_model) or (None, "x"))[1] is not None:
+        print(f"error: --base-model {args.base_model!r}: expected a Hub repo id owner/name (no @revision)",
+              file=sys.stderr)
+        return 2
     bundled = not args.folders
     folders = [BUNDLED_DIR / n for n in list_bundled()] if bundled else args.folders
     heldout = args.heldout_name or (BUNDLED_HELDOUT if bundled else None)

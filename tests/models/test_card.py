@@ -87,6 +87,17 @@ def test_stale_card_is_reported_and_rewritten(tmp_path, capsys):
     assert "nothing': no such folder" in capsys.readouterr().err
 
 
+def test_base_model_can_be_given_when_the_starting_weights_are_published(tmp_path, capsys):
+    m, cfg = trained_config(init_weights={"source": "runs/stage1", "description": "folder runs/stage1"})
+    save_pretrained(m, cfg, tmp_path / "w")
+    script = load_script("update_cards")
+    assert script.main([str(tmp_path / "w"), "--base-model", "owner/stage1@v1"]) == 2
+    assert "expected a Hub repo id owner/name (no @revision)" in capsys.readouterr().err
+    assert script.main([str(tmp_path / "w"), "--base-model", "owner/stage1"]) == 0
+    card = ModelCard.load(tmp_path / "w" / "README.md")
+    assert card.data.base_model == "owner/stage1" and "Fine-tuned from [`owner/stage1`]" in card.text
+
+
 def trained_config(**training):
     m = UNet(base_width=4)
     record = {"data": "synthetic scenes", "synthetic": True,
