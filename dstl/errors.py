@@ -24,3 +24,15 @@ class WeightsError(DstlError):
 
 class BandMismatchError(DstlError):
     """A model's band list does not match the scene's bands."""
+
+
+def one_line(e: BaseException) -> str:
+    """`e`'s message on one line (whitespace runs collapsed), or its type name if it has none."""
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def short_list(items, n: int = 5) -> str:
+    """The first `n` of `items` (strings, sorted) joined by ", ", then "... (K more)" if any are left."""
+    items = sorted(items)
+    more = f", ... ({len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more

@@ -91,7 +91,11 @@ def _plain_sequential(m: nn.Module) -> bool:
 
 
 def weights_fingerprint(module: nn.Module) -> tuple:
-    """Changes whenever a parameter or buffer is replaced or modified in place."""
+    """Changes whenever a parameter or buffer is replaced or modified in place.
+
+    Not a content hash (that is `dstl.models.hub.tensor_digest`): this runs on every prediction,
+    where hashing the bytes costs ~28 ms for the bundled 7.8 M-parameter UNet and ~97 ms for the
+    31 M default on one AVX2 core, against ~0.6 ms for these (id, version) pairs."""
     return tuple((id(t), t._version) for t in (*module.parameters(), *module.buffers()))
 
 

@@ -8,7 +8,6 @@ never leaves a half-written dataset behind.
 """
 
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dstl.errors import DataError
+from dstl.models.hub import parse_repo_id
 
 __all__ = ["DEMO_SPEC", "default_data_dir", "ensure_demo_dataset", "resolve_data"]
 
@@ -23,7 +23,6 @@ __all__ = ["DEMO_SPEC", "default_data_dir", "ensure_demo_dataset", "resolve_data
 DEMO_SPEC = {"n_train": 4, "n_test": 2, "size": (512, 512), "seed": 777}
 
 _REPO = Path(__file__).resolve().parents[2]
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*(@[A-Za-z0-9_.\-/]+)?$")
 
 
 def _writable(folder: Path) -> bool:
@@ -98,12 +97,13 @@ def resolve_data(spec: str | None) -> Path:
     path = Path(spec).expanduser()
     if path.is_dir():
         return path
-    if not _HUB_ID.match(spec):
+    parsed = parse_repo_id(spec)
+    if parsed is None:
         raise DataError(f"data {spec!r}: no such folder, and not a Hub dataset id (owner/name[@revision])")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
-    repo, _, revision = spec.partition("@")
+    repo, revision = parsed
     try:
         return Path(snapshot_download(repo, repo_type="dataset", revision=revision or None,
                                       allow_patterns=["grid_sizes.csv", "*.csv", "three_band/*",

@@ -175,14 +175,6 @@ class ResidualStem(nn.Module):
 # Messages (used by dstl.models.pretrained)
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
-
-def _list(keys: Iterable[str], n: int = 5) -> str:
-    keys = sorted(keys)
-    more = f", ... ({len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
 
 
 # ----------------------------------------------------------------------------------------------

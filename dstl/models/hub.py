@@ -8,11 +8,11 @@ A weights folder (local, bundled under ``<repo>/weights/<name>``, or a Hub model
                         tensors so that corrupted data is detected, not just truncated files
     README.md           a model card generated from the config (front matter for the Hub)
 
-This is the Hub's own layout, implemented here rather than through ``PyTorchModelHubMixin`` because the
-mixin (huggingface_hub 2.4) stores only constructor arguments in config.json, loads non-strictly by
-default (``strict=False``: missing keys silently keep random values) and falls back to pickled
-``pytorch_model.bin``. We use huggingface_hub's own download and cache code (`snapshot_download`,
-`hf_hub_download`), model-card metadata (`ModelCardData`) and upload API (`HfApi.upload_folder`).
+This is the Hub's own layout. The model classes get ``from_pretrained`` / ``save_pretrained`` /
+``push_to_hub`` from `dstl.models.mixin.HubMixin`, which calls the functions here; why that is not
+huggingface_hub's ``PyTorchModelHubMixin`` is measured in README "Hub idioms". We use
+huggingface_hub's own download and cache code (`snapshot_download`, `hf_hub_download`), card
+utilities (`ModelCard`, `ModelCardData`, `EvalResult`) and upload API (`HfApi.upload_folder`).
 
 Weights sources (`resolve_source`): None -> the bundled default ``weights/unet-20band``; a bare name
 such as ``unet-rgb`` -> ``weights/unet-rgb``; an existing folder; or a Hub repo id ``owner/name``
@@ -37,24 +37,17 @@ import torch
 from torch import nn
 
 from dstl.atomic import atomic_path, write_text_atomic
-from dstl.bands import BAND_DESCRIPTION, WAVELENGTH_NM
-from dstl.errors import WeightsError
+from dstl.errors import WeightsError, one_line, short_list
 from dstl.models.backbone import default_bands
-from dstl.models.config import ModelConfig
-from dstl.models.res50unet import Res50UNet
-from dstl.models.unet import UNet
+from dstl.models.card import model_card
+from dstl.models.config import ARCHITECTURES, CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, ModelConfig
 from dstl.normalization import BandStats
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "README.md"
 #: The bundled weights live here, one Hub-layout folder per name.
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "weights"
 #: The bundled weights `load_model(None)` uses.
 DEFAULT_WEIGHTS = "unet-20band"
 
-#: Architecture name (config.json "architecture") -> module class.
-ARCHITECTURES: dict[str, type[nn.Module]] = {"unet": UNet, "res50unet": Res50UNet}
 
 # Files never pushed: pickles (checkpoints, optimiser state) and hidden files.
 _PUSH_IGNORE = [".*", "*/.*", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.pkl", "*.pickle", "__pycache__/*"]
@@ -63,15 +56,11 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _DIGEST_KEY = "dstl_tensor_sha256"
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
-
 # ----------------------------------------------------------------------------------------------
 # Building modules from a config
 
 
-def _unwrap_module(module: nn.Module) -> nn.Module:
+def unwrap_module(module: nn.Module) -> nn.Module:
     """The plain module inside DDP (``.module``) or torch.compile (``._orig_mod``) wrappers."""
     while True:
         inner = getattr(module, "_orig_mod", None) or getattr(module, "module", None)
@@ -80,13 +69,17 @@ def _unwrap_module(module: nn.Module) -> nn.Module:
         module = inner
 
 
+_unwrap_module = unwrap_module  # the former private name, kept importable
+
+
 def architecture_name(module: nn.Module) -> str:
     """The registry name of `module`'s class ("unet", "res50unet")."""
-    cls = type(_unwrap_module(module))
+    cls = type(unwrap_module(module))
     for name, arch in ARCHITECTURES.items():
         if cls is arch:
             return name
-    raise WeightsError(f"{cls.__name__} is not a registered architecture ({', '.join(ARCHITECTURES)})")
+    raise WeightsError(f"{cls.__name__} is not a registered architecture "
+                       f"({', '.join(sorted(ARCHITECTURES))})")
 
 
 def build_model(architecture: str, model_args: dict, where: str = "config",
@@ -98,12 +91,12 @@ def build_model(architecture: str, model_args: dict, where: str = "config",
     cls = ARCHITECTURES.get(architecture)
     if cls is None:
         raise WeightsError(f"{where}: unknown architecture {architecture!r} "
-                           f"(known: {', '.join(ARCHITECTURES)})")
+                           f"(known: {', '.join(sorted(ARCHITECTURES))})")
     try:
         with torch.device(device) if device is not None else contextlib.nullcontext():
             return cls(**model_args)
     except (TypeError, ValueError) as e:
-        raise WeightsError(f"{where}: model_args not accepted by {cls.__name__}: {_one_line(e)}") from None
+        raise WeightsError(f"{where}: model_args not accepted by {cls.__name__}: {one_line(e)}") from None
 
 
 def config_for(module: nn.Module, bands: tuple[str, ...] | None = None,
@@ -113,7 +106,7 @@ def config_for(module: nn.Module, bands: tuple[str, ...] | None = None,
     `bands` defaults to all 20 DSTL bands or RGB by the module's channel count, `normalization` to the
     identity; other `ModelConfig` fields (thresholds, tile_size, training, extra) pass through.
     """
-    module = _unwrap_module(module)
+    module = unwrap_module(module)
     bands = tuple(bands) if bands is not None else default_bands(module.in_channels)
     return ModelConfig(architecture=architecture_name(module), model_args=dict(module.model_args),
                        bands=bands, normalization=normalization or BandStats.identity(bands), **fields)
@@ -132,7 +125,7 @@ def _check_consistent(module: nn.Module, config: ModelConfig, where: str) -> Non
 # safetensors I/O
 
 
-def _tensor_digest(state: dict[str, torch.Tensor]) -> str:
+def tensor_digest(state: dict[str, torch.Tensor]) -> str:
     """SHA-256 over names, dtypes, shapes and raw bytes of every tensor (sorted by name)."""
     h = hashlib.sha256()
     for k in sorted(state):
@@ -143,20 +136,25 @@ def _tensor_digest(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+_tensor_digest = tensor_digest  # the former private name, kept importable
+
+
+def module_digest(module: nn.Module) -> str:
+    """`tensor_digest` of `module`'s state dict (wrappers removed): equal iff every parameter and
+    buffer is bit-identical. ~28 ms for the bundled 7.8 M-parameter UNet on one AVX2 core: for
+    checks, not for per-call change detection (`dstl.runners.weights_fingerprint` does that)."""
+    return tensor_digest(unwrap_module(module).state_dict())
+
+
 def save_weights(module: nn.Module, path: str | os.PathLike) -> None:
     """Write `module`'s state dict to `path` as safetensors, atomically, with a tensor digest."""
     from safetensors.torch import save_file
 
-    module = _unwrap_module(module)
+    module = unwrap_module(module)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    meta = {"format": "pt", _DIGEST_KEY: _tensor_digest(state)}
+    meta = {"format": "pt", _DIGEST_KEY: tensor_digest(state)}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
-
-
-def _list(items: list[str], n: int = 4) -> str:
-    more = f", ... ({len(items) - n} more)" if len(items) > n else ""
-    return ", ".join(items[:n]) + more
 
 
 def _all_finite(t: torch.Tensor) -> bool:
@@ -181,9 +179,9 @@ def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
             meta = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # any parser failure (SafetensorError, OSError, ...) means an unusable file
-        raise WeightsError(f"{path}: unreadable safetensors file ({_one_line(e)}); it is truncated or "
+        raise WeightsError(f"{path}: unreadable safetensors file ({one_line(e)}); it is truncated or "
                            "corrupted -- download or save it again") from None
-    module = _unwrap_module(module)
+    module = unwrap_module(module)
     expected = module.state_dict()
     missing = sorted(k for k in expected if k not in state)
     unexpected = sorted(k for k in state if k not in expected)
@@ -193,19 +191,19 @@ def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
     if missing or unexpected or wrong:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} missing keys ({_list(missing)})")
+            parts.append(f"{len(missing)} missing keys ({short_list(missing)})")
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys ({_list(unexpected)})")
+            parts.append(f"{len(unexpected)} unexpected keys ({short_list(unexpected)})")
         if wrong:
-            parts.append(f"{len(wrong)} shape/dtype mismatches ({_list(wrong, 2)})")
+            parts.append(f"{len(wrong)} shape/dtype mismatches ({short_list(wrong, 2)})")
         raise WeightsError(f"{path}: does not match {type(module).__name__}({module.model_args}): "
                            + "; ".join(parts))
-    if _DIGEST_KEY in meta and meta[_DIGEST_KEY] != _tensor_digest(state):
+    if _DIGEST_KEY in meta and meta[_DIGEST_KEY] != tensor_digest(state):
         raise WeightsError(f"{path}: tensor data does not match its recorded checksum; the file is "
                            "corrupted -- download or save it again")
     bad = [k for k, t in state.items() if t.dtype.is_floating_point and not _all_finite(t)]
     if bad:
-        raise WeightsError(f"{path}: {len(bad)} tensors contain NaN or inf ({_list(bad)})")
+        raise WeightsError(f"{path}: {len(bad)} tensors contain NaN or inf ({short_list(bad)})")
     # A module built on the meta device (shapes only) takes the loaded tensors themselves, in the
     # module's dtypes (a file saved from a bf16 module still loads into the float32 architecture).
     assign = any(t.is_meta for t in expected.values())
@@ -213,90 +211,9 @@ def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
     try:
         module.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as e:
-        raise WeightsError(f"{path}: {_one_line(e)}") from None
+        raise WeightsError(f"{path}: {one_line(e)}") from None
     if assign and any(t.is_meta for t in [*module.parameters(), *module.buffers()]):
         raise WeightsError(f"{path}: some tensors of {type(module).__name__} were not loaded")
-
-
-# ----------------------------------------------------------------------------------------------
-# Model card
-
-
-def _fmt(v) -> str:
-    return v if isinstance(v, str) else json.dumps(v)
-
-
-def model_card(config: ModelConfig, num_parameters: int | None = None, notes: str | None = None) -> str:
-    """The README.md model card for `config`: Hub front matter, then what the weights are and are not."""
-    from huggingface_hub import ModelCardData
-
-    arch_cls = ARCHITECTURES.get(config.architecture)
-    arch_name = arch_cls.__name__ if arch_cls else config.architecture
-    kind = "RGB-only" if len(config.bands) == 3 else f"{len(config.bands)}-band"
-    training = config.training
-    tags = ["dstl", "satellite-imagery", "semantic-segmentation", "multispectral", "pytorch", "safetensors"]
-    if training is None:
-        tags.append("untrained")
-    data = ModelCardData(library_name="dstl", pipeline_tag="image-segmentation", tags=tags,
-                         license=(training or {}).get("license"))
-    lines = ["---", data.to_yaml(), "---", "", f"# dstl {arch_name} ({kind})", ""]
-    if training is None:
-        lines += ["> **These weights are untrained** (random initialisation). Their predictions are "
-                  "meaningless; they exist to exercise the pipeline. Train real weights with "
-                  "`python train/train.py`.", ""]
-    else:
-        lines += [f"Trained on: {_fmt(training.get('data', 'not recorded'))}.", ""]
-    lines += [
-        "Segments the ten object classes of the Kaggle *Dstl Satellite Imagery Feature Detection* "
-        "competition in very-high-resolution satellite imagery.", "",
-        "## Model", "",
-        f"- Architecture: `{arch_name}` (`dstl.models`, config name `{config.architecture}`)"
-        + (f", {num_parameters:,} parameters" if num_parameters is not None else ""),
-        f"- Constructor arguments: `{json.dumps(config.model_args, sort_keys=True)}`",
-        f"- Input: {len(config.bands)} bands, each scaled to [0, 1] by its bit depth, then "
-        "`(x - mean) / std` with the statistics below; height and width multiples of 32; "
-        f"inference tiles of {config.tile_size} x {config.tile_size} px",
-        f"- Output: {len(config.classes)} logit maps; probability = sigmoid(logit), mask = "
-        "probability >= the class threshold", "",
-        "## Bands", "", "| # | band | description | centre (nm) | mean | std |", "|---|---|---|---|---|---|",
-    ]
-    norm = config.normalization
-    for i, (b, m, s) in enumerate(zip(config.bands, norm.mean, norm.std, strict=True)):
-        lines.append(f"| {i} | {b} | {BAND_DESCRIPTION.get(b, '')} | {WAVELENGTH_NM.get(b, '')} "
-                     f"| {m:.6g} | {s:.6g} |")
-    lines += ["", "## Classes", "", "| channel | id | class | colour | threshold |", "|---|---|---|---|---|"]
-    for i, (c, t) in enumerate(zip(config.classes, config.thresholds, strict=True)):
-        lines.append(f"| {i} | {c.id} | {c.name} | {c.hex} | {t:.3f} |")
-    lines += ["", "## Training", ""]
-    if training is None:
-        lines += ["None: these weights were never trained.", ""]
-    else:
-        for key, value in training.items():
-            if key in ("command", "limitations", "metrics", "license"):
-                continue
-            lines.append(f"- **{key}**: {_fmt(value)}")
-        if "command" in training:
-            lines += ["", "Command:", "", "```", _fmt(training["command"]), "```"]
-        if "metrics" in training:
-            lines += ["", "Metrics:", "", "```json", json.dumps(training["metrics"], indent=2), "```"]
-        if "limitations" in training:
-            lim = training["limitations"]
-            lines += ["", "## Limitations", ""]
-            lines += [f"- {x}" for x in lim] if isinstance(lim, list) else [str(lim)]
-        lines.append("")
-    if notes:
-        lines += [notes.strip(), ""]
-    lines += [
-        "## Usage", "", "```python", "from dstl.models import load_model", "",
-        'loaded = load_model("OWNER/NAME")  # or a local folder, or OWNER/NAME@revision',
-        "logits = loaded.module(x)  # x: (N, C, H, W) normalised bands, H and W multiples of 32", "```", "",
-        "```", "python -m dstl predict DATA IMAGE_ID --weights OWNER/NAME --out out/", "```", "",
-        "## Files", "",
-        f"- `{CONFIG_FILE}`: architecture, constructor arguments, bands, normalisation, classes, "
-        "thresholds, training metadata",
-        f"- `{WEIGHTS_FILE}`: the weights (safetensors), loaded strictly", "",
-    ]
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -311,7 +228,7 @@ def save_pretrained(module: nn.Module, config: ModelConfig, folder: str | os.Pat
     class counts); `notes` is extra Markdown for the model card. Every file is written atomically;
     other files in `folder` (metrics, plots) are left alone. Returns the folder.
     """
-    module = _unwrap_module(module)
+    module = unwrap_module(module)
     folder = Path(folder)
     where = f"saving to {folder}"
     if architecture_name(module) != config.architecture:
@@ -324,8 +241,9 @@ def save_pretrained(module: nn.Module, config: ModelConfig, folder: str | os.Pat
     try:
         config_text = json.dumps(config.to_dict(), indent=2) + "\n"
     except (TypeError, ValueError) as e:
-        raise WeightsError(f"{where}: config is not JSON-serialisable ({_one_line(e)})") from None
-    card = model_card(config, sum(p.numel() for p in module.parameters()), notes)
+        raise WeightsError(f"{where}: config is not JSON-serialisable ({one_line(e)})") from None
+    card = model_card(config, sum(p.numel() for p in module.parameters()), notes,
+                      base_model=base_model_of(config))
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(module, folder / WEIGHTS_FILE)
     write_text_atomic(folder / CARD_FILE, card)
@@ -342,7 +260,7 @@ def read_config(folder: str | os.PathLike) -> ModelConfig:
         raise WeightsError(f"{folder}: no {CONFIG_FILE} -- not a dstl weights folder (expected "
                            f"{CONFIG_FILE}, {WEIGHTS_FILE}, {CARD_FILE})") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise WeightsError(f"{path}: unreadable ({_one_line(e)})") from None
+        raise WeightsError(f"{path}: unreadable ({one_line(e)})") from None
     try:
         d = json.loads(text)
     except json.JSONDecodeError as e:
@@ -355,7 +273,7 @@ def read_config(folder: str | os.PathLike) -> ModelConfig:
         msg = str(e)
         raise WeightsError(f"{path}: {msg.removeprefix('config: ')}") from None
     except (AttributeError, KeyError, TypeError, ValueError) as e:
-        raise WeightsError(f"{path}: malformed config ({type(e).__name__}: {_one_line(e)})") from None
+        raise WeightsError(f"{path}: malformed config ({type(e).__name__}: {one_line(e)})") from None
 
 
 @dataclass
@@ -420,6 +338,16 @@ def parse_repo_id(text: str) -> tuple[str, str | None] | None:
     if not m or ".." in m["repo"] or "--" in m["repo"]:
         return None
     return m["repo"], m["rev"]
+
+
+def base_model_of(config: ModelConfig) -> str | None:
+    """The Hub repo id the weights' training started from (``training.init_weights`` recorded a Hub
+    source, description "Hub owner/name@rev ..."), for the card's ``base_model``; None otherwise."""
+    init = (config.training or {}).get("init_weights")
+    if not isinstance(init, dict) or not str(init.get("description", "")).startswith("Hub "):
+        return None
+    parsed = parse_repo_id(str(init.get("source", "")))
+    return parsed[0] if parsed else None
 
 
 def list_bundled() -> list[str]:
@@ -503,10 +431,10 @@ def _hub_error(e: Exception, repo_id: str, revision: str | None, what: str) -> W
         return WeightsError(f"{hint} and the Hub could not be reached for {what}; check your connection "
                             "(or HF_ENDPOINT), the id and revision; private repos need HF_TOKEN")
     if isinstance(e, HFValidationError):
-        return WeightsError(f"invalid Hub repo id {repo_id!r}: {_one_line(e)}")
+        return WeightsError(f"invalid Hub repo id {repo_id!r}: {one_line(e)}")
     if isinstance(e, HfHubHTTPError):
-        return WeightsError(f"Hub request for {ref} failed: {_one_line(e)}")
-    return WeightsError(f"could not fetch {what} from Hub repo {ref}: {type(e).__name__}: {_one_line(e)}")
+        return WeightsError(f"Hub request for {ref} failed: {one_line(e)}")
+    return WeightsError(f"could not fetch {what} from Hub repo {ref}: {type(e).__name__}: {one_line(e)}")
 
 
 def hub_download(repo_id: str, filename: str, revision: str | None = None) -> Path:
@@ -578,6 +506,32 @@ def load_model(source: str | os.PathLike | None = None, *,
 # Publishing
 
 
+def _push_target(repo_id: str, token: str | None) -> tuple[str, str, str | None]:
+    """(token, repo_id, branch or None), or a `WeightsError` for a missing token or an invalid id."""
+    token = token or os.environ.get("HF_TOKEN")
+    if not token:
+        raise WeightsError("pushing to the Hub needs a token: pass token= or set HF_TOKEN (a write token "
+                           "from https://huggingface.co/settings/tokens)")
+    parsed = parse_repo_id(repo_id)
+    if parsed is None:
+        raise WeightsError(f"invalid Hub repo id {repo_id!r}; expected owner/name[@branch]")
+    return token, *parsed
+
+
+def _refuse_offline() -> None:
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        raise WeightsError("cannot push to the Hub while HF_HUB_OFFLINE=1 is set; unset it and retry")
+
+
+def check_push(repo_id: str, token: str | None = None) -> None:
+    """Raise the `WeightsError` that `push_to_hub` would raise for this id and token (no token, an
+    invalid id, ``HF_HUB_OFFLINE=1``), without a folder and before any network call."""
+    _push_target(repo_id, token)
+    _refuse_offline()
+
+
 def push_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False,
                 revision: str | None = None, commit_message: str | None = None) -> str:
     """Upload a weights folder to the Hub model repo `repo_id` (created if needed); return the commit URL.
@@ -587,20 +541,12 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = 
     network call. `revision` (or ``repo_id@branch``) pushes to a branch, created from main if needed.
     Pickle files (``*.pt``, ``*.pth``, ``*.bin``, ``*.ckpt``) and hidden files are never uploaded.
     """
-    from huggingface_hub import HfApi, constants
+    from huggingface_hub import HfApi
 
-    token = token or os.environ.get("HF_TOKEN")
-    if not token:
-        raise WeightsError("pushing to the Hub needs a token: pass token= or set HF_TOKEN (a write token "
-                           "from https://huggingface.co/settings/tokens)")
-    parsed = parse_repo_id(repo_id)
-    if parsed is None:
-        raise WeightsError(f"invalid Hub repo id {repo_id!r}; expected owner/name[@branch]")
-    repo_id, branch = parsed
+    token, repo_id, branch = _push_target(repo_id, token)
     revision = revision or branch
     loaded = load_folder(folder)  # refuse to publish anything that would not load back
-    if constants.is_offline_mode():
-        raise WeightsError("cannot push to the Hub while HF_HUB_OFFLINE=1 is set; unset it and retry")
+    _refuse_offline()
     message = commit_message or f"Upload dstl {loaded.config.architecture} weights"
     api = HfApi(token=token, library_name="dstl")
     try:
@@ -611,5 +557,5 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = 
                                  revision=revision, commit_message=message, ignore_patterns=_PUSH_IGNORE)
     except Exception as e:  # network, HTTP and auth failures all become one clear line
         raise WeightsError(f"push of {folder} to Hub repo {repo_id} failed: {type(e).__name__}: "
-                           f"{_one_line(e)}") from None
+                           f"{one_line(e)}") from None
     return str(info.commit_url)

@@ -42,7 +42,9 @@ from torch import nn
 
 from dstl.bands import WAVELENGTH_NM
 from dstl.errors import WeightsError
-from dstl.models.backbone import BACKBONE_STAGES, _list, _one_line, default_bands
+from dstl.errors import one_line as _one_line
+from dstl.errors import short_list as _list
+from dstl.models.backbone import BACKBONE_STAGES, default_bands
 from dstl.models.hub import hub_download, parse_repo_id
 
 #: Centre wavelengths (nm) of the input channels of known pretrained ResNet50s, in channel order.

@@ -31,6 +31,7 @@ from torch import nn
 
 from dstl.models.backbone import ResidualStem, StageFreezing, _init_weights, make_resnet50_stages
 from dstl.models.decoder import build_decoder, decode
+from dstl.models.mixin import HubMixin
 from dstl.models.unet import _check_dropout, _check_int, check_input
 
 #: Width of the stem (fixed: ResNet50's layer1 takes 64 channels).
@@ -39,7 +40,7 @@ STEM_WIDTH = 64
 ENCODER_CHANNELS: tuple[int, ...] = (STEM_WIDTH, 256, 512, 1024, 2048)
 
 
-class Res50UNet(StageFreezing, nn.Module):
+class Res50UNet(StageFreezing, HubMixin, nn.Module, architecture="res50unet"):
     """ResNet50-encoder UNet (see the module docstring for the exact layout).
 
     Args (JSON-serialisable; saved as ``model_args`` in config.json):

@@ -31,6 +31,7 @@ from torch import nn
 
 from dstl.errors import BandMismatchError, DstlError
 from dstl.models.decoder import ConvBlock, build_decoder, decode
+from dstl.models.mixin import HubMixin
 
 DEPTH = 5
 #: The accepted values of ``dropout_placement`` (see the module docstring).
@@ -58,7 +59,7 @@ def check_input(x: torch.Tensor, in_channels: int, multiple: int, name: str) -> 
                         f"got {x.shape[2]}x{x.shape[3]}")
 
 
-class UNet(nn.Module):
+class UNet(HubMixin, nn.Module, architecture="unet"):
     """The 5-level UNet of DESIGN.md section 3 (see the module docstring for the exact layout).
 
     Args (JSON-serialisable; saved as ``model_args`` in config.json):

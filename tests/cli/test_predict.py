@@ -1,5 +1,6 @@
 """`python -m dstl predict DATA IMAGE_ID ... --out DIR` as a user calls it."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -139,6 +140,7 @@ def _corrupt_m_file(data):
     ("missing product", f"{TEST}_M.tif: file not found"),
     ("missing weights", "nowhere"),
     ("weights folder without config", "not a dstl weights folder"),
+    ("weights config with a band X9", "broken/config.json: unknown band 'X9' in bands"),
     ("out is a file", "is a file; give a folder"),
     ("bad thresholds", "--thresholds: 'abc' is not a number"),
     ("threshold out of range", "threshold of class 5 is 1.5, must lie in [0, 1]"),
@@ -168,6 +170,13 @@ def test_bad_input_is_one_line_and_writes_nothing(data, weights, tmp_path, capsy
     elif case == "weights folder without config":
         weights = tmp_path / "empty"
         weights.mkdir()
+    elif case == "weights config with a band X9":
+        broken = tmp_path / "broken"
+        shutil.copytree(weights, broken)
+        config = json.loads((broken / "config.json").read_text())
+        config["bands"][-1] = config["normalization"]["bands"][-1] = "X9"
+        (broken / "config.json").write_text(json.dumps(config))
+        weights = broken
     elif case == "out is a file":
         out.write_text("x")
     elif case == "bad thresholds":

@@ -4,15 +4,12 @@ out), and push_to_hub's refusals. Nothing here touches the network: the Hub fixt
 socket connection fail and asserts that none was attempted.
 """
 
-import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import huggingface_hub.constants as hf_constants
 import pytest
 import safetensors.torch
 import torch
@@ -34,6 +31,7 @@ from dstl.models import (
     save_pretrained,
 )
 from dstl.normalization import BandStats
+from tests.hub_cache import COMMIT_A, COMMIT_B, HubCache, folder_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -177,7 +175,7 @@ def set_nan(folder: Path) -> None:
 DAMAGE = {
     "wrong shapes": (lambda f: edit_config(f, lambda d: d["model_args"].update(base_width=8)),
                      r"model.safetensors: does not match UNet.*shape/dtype mismatches "
-                     r"\(down.0.0.weight file"),
+                     r"\([\w.]+ file \("),
     "missing keys": (lambda f: rewrite_weights(f, lambda s: s.pop("head.bias")),
                      r"model.safetensors: does not match .*1 missing keys \(head.bias\)"),
     "unexpected keys": (lambda f: rewrite_weights(f, lambda s: s.update({"extra.weight": torch.zeros(2)})),
@@ -200,7 +198,7 @@ DAMAGE = {
     "config missing field": (lambda f: edit_config(f, lambda d: d.pop("architecture")),
                              r"config.json: malformed config.json \(KeyError"),
     "unknown architecture": (lambda f: edit_config(f, lambda d: d.update(architecture="segformer")),
-                             r"config.json: unknown architecture 'segformer' \(known: unet, res50unet\)"),
+                             r"config.json: unknown architecture 'segformer' \(known: res50unet, unet\)"),
     "bad model_args": (lambda f: edit_config(f, lambda d: d["model_args"].update(depth=7)),
                        r"config.json: model_args not accepted by UNet: .*depth"),
     "bad model_args value": (lambda f: edit_config(f, lambda d: d["model_args"].update(dropout=3)),
@@ -209,9 +207,45 @@ DAMAGE = {
         bands=list(RGB_BANDS), normalization=BandStats.identity(RGB_BANDS).to_dict())),
         r"config.json: the model takes 20 input channels but the config lists 3 bands"),
     "bad normalization": (lambda f: edit_config(f, lambda d: d["normalization"].update(std=[0.0] * 20)),
-                          r"config.json: malformed config.json \(ValueError: every std"),
+                          r"config.json: every normalization std must be positive"),
     "too few thresholds": (lambda f: edit_config(f, lambda d: d.update(thresholds=[0.5])),
                            r"config.json: 1 thresholds for 10 classes"),
+    # config.json is validated at load (issue 14): what inference relies on, each naming the file.
+    "unknown band": (lambda f: edit_config(f, lambda d: (d["bands"].__setitem__(19, "X9"),
+                                                         d["normalization"]["bands"].__setitem__(19, "X9"))),
+                     r"config.json: unknown band 'X9' in bands \(DSTL products have R, G, B, P, M1, .*A8\)"),
+    "band twice": (lambda f: edit_config(f, lambda d: (d["bands"].__setitem__(19, "R"),
+                                                       d["normalization"]["bands"].__setitem__(19, "R"))),
+                   r"config.json: band 'R' is listed twice in bands"),
+    "normalization bands differ": (lambda f: edit_config(f, lambda d: d["normalization"]["bands"].reverse()),
+                                   r"config.json: normalization bands \['A8', .*differ from the model's "
+                                   r"bands"),
+    "normalization mean too short": (lambda f: edit_config(f, lambda d: d["normalization"]["mean"].pop()),
+                                     r"config.json: normalization has 19 mean values for 20 bands"),
+    "normalization std too long": (lambda f: edit_config(f, lambda d: d["normalization"]["std"].append(1.0)),
+                                   r"config.json: normalization has 21 std values for 20 bands"),
+    "normalization not numbers": (lambda f: edit_config(f, lambda d: d["normalization"].update(
+        mean=["0"] * 20)), r"config.json: normalization mean must be a list of finite numbers"),
+    "threshold above 1": (lambda f: edit_config(f, lambda d: d["thresholds"].__setitem__(2, 1.5)),
+                          r"config.json: threshold of class 3 must be a probability in \[0, 1\], got 1.5"),
+    "threshold negative": (lambda f: edit_config(f, lambda d: d["thresholds"].__setitem__(0, -0.1)),
+                           r"config.json: threshold of class 1 must be a probability"),
+    "threshold not a number": (lambda f: edit_config(f, lambda d: d["thresholds"].__setitem__(9, "high")),
+                               r"config.json: threshold of class 10 must be a probability .*got 'high'"),
+    "thresholds not a list": (lambda f: edit_config(f, lambda d: d.update(thresholds=0.5)),
+                              r"config.json: thresholds must be a list of 10 numbers"),
+    "classes reordered": (lambda f: edit_config(f, lambda d: d["classes"].reverse()),
+                          r"config.json: classes must be the 10 DSTL classes in id order 1..10 .*got ids "
+                          r"\[10, 9,"),
+    "class colour": (lambda f: edit_config(f, lambda d: d["classes"][4].update(colour=[0, 300, 0])),
+                     r"config.json: class 5 colour must be 3 integers 0..255"),
+    "tile size": (lambda f: edit_config(f, lambda d: d.update(tile_size=100)),
+                  r"config.json: tile_size must be a positive multiple of 32, got 100"),
+    "unknown model arg": (lambda f: edit_config(f, lambda d: d["model_args"].update(widths=[1, 2])),
+                          r"config.json: model_args not accepted by UNet: .*unexpected keyword argument "
+                          r"'widths'"),
+    "model_args not an object": (lambda f: edit_config(f, lambda d: d.update(model_args=[20, 10])),
+                                 r"config.json: model_args must be an object of constructor arguments"),
 }
 
 
@@ -270,91 +304,6 @@ def test_local_source_errors(tmp_path, saved):
 
 # ----------------------------------------------------------------------------------------------
 # The Hub resolver, through huggingface_hub's real snapshot_download / hf_hub_download, offline
-
-
-def git_blob_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-class HubCache:
-    """Writes a Hugging Face cache exactly as huggingface_hub lays it out (HF_HUB_CACHE):
-
-        models--OWNER--NAME/blobs/<etag>          file contents; etag = sha256 for LFS files
-                                                  (*.safetensors), git blob sha1 otherwise
-        models--OWNER--NAME/snapshots/<commit>/F  relative symlink to ../../blobs/<etag>
-        models--OWNER--NAME/refs/<revision>       the commit sha, no newline (branches and tags alike)
-        models--OWNER--NAME/trees/<commit>.json   the repo's tree listing (written by snapshot_download)
-    """
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def add(self, repo_id: str, commit: str, files: dict[str, bytes], refs=(), tree=True,
-            listed_only=()) -> Path:
-        storage = self.root / ("models--" + repo_id.replace("/", "--"))
-        entries = {".gitattributes": {"size": 1519, "blob_id": "a6344aac8c09253b3b630fb776ae94478aa0275b"}}
-        for name, data in files.items():
-            lfs = name.endswith((".safetensors", ".pth", ".bin"))
-            if lfs:
-                etag = hashlib.sha256(data).hexdigest()
-                pointer = (f"version https://git-lfs.github.com/spec/v1\noid sha256:{etag}\n"
-                           f"size {len(data)}\n").encode()
-                entries[name] = {"size": len(data), "blob_id": git_blob_sha1(pointer),
-                                 "lfs_sha256": etag, "lfs_size": len(data)}
-            else:
-                etag = git_blob_sha1(data)
-                entries[name] = {"size": len(data), "blob_id": etag}
-            if name in listed_only:
-                continue  # in the repo's tree, not downloaded
-            blob = storage / "blobs" / etag
-            blob.parent.mkdir(parents=True, exist_ok=True)
-            blob.write_bytes(data)
-            link = storage / "snapshots" / commit / name
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(os.path.relpath(blob, link.parent))
-        for ref in refs:
-            (storage / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
-            (storage / "refs" / ref).write_text(commit)
-        if tree:
-            (storage / "trees").mkdir(parents=True, exist_ok=True)
-            (storage / "trees" / f"{commit}.json").write_text(
-                json.dumps({"format_version": 1, "files": entries}, indent=1))
-        return storage
-
-
-def folder_files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir()}
-
-
-COMMIT_A = "a" * 8 + hashlib.sha1(b"commit A").hexdigest()[8:]
-COMMIT_B = "b" * 8 + hashlib.sha1(b"commit B").hexdigest()[8:]
-
-
-@pytest.fixture
-def hub_offline(tmp_path, monkeypatch):
-    """HF_HUB_OFFLINE=1 and HF_HUB_CACHE=tmp, as environment AND as huggingface_hub's constants.
-
-    huggingface_hub reads both variables once, at import (huggingface_hub/constants.py); its download
-    code then consults `constants.HF_HUB_CACHE` and `constants.is_offline_mode()` (the HTTP layer,
-    utils/_http.py) at call time, so patching the constants is what makes an already-imported
-    huggingface_hub honour them. Sockets are disabled too, and any connection attempt fails the test.
-    """
-    cache = tmp_path / "hf-cache"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hf_constants, "ENDPOINT", "http://127.0.0.1:9")
-    attempts = []
-
-    def no_network(self, address, *args):
-        attempts.append(address)
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    yield HubCache(cache)
-    assert attempts == [], f"network connection attempted: {attempts}"
 
 
 @pytest.fixture
