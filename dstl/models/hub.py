@@ -1,6 +1,6 @@
 """Weights in Hugging Face Hub layout: save, resolve, strictly load, push.
 
-A weights folder (local, bundled under ``<repo>/weights/<name>``, or a Hub model repo) holds:
+A weights folder (local, bundled under ``dstl/weights/<name>``, or a Hub model repo) holds:
 
     config.json         `dstl.models.config.ModelConfig.to_dict()`: architecture and constructor
                         arguments, bands, normalisation, classes, thresholds, tile size, training
@@ -44,12 +44,13 @@ from dstl.models.config import ModelConfig
 from dstl.models.res50unet import Res50UNet
 from dstl.models.unet import UNet
 from dstl.normalization import BandStats
+from dstl.resources import package_path
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
-#: The bundled weights live here, one Hub-layout folder per name.
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "weights"
+#: The bundled weights live here (package data: ``dstl/weights/<name>``), one Hub-layout folder per name.
+BUNDLED_DIR = package_path("weights")
 #: The bundled weights `load_model(None)` uses.
 DEFAULT_WEIGHTS = "unet-20band"
 
@@ -434,7 +435,7 @@ def _bundled(name: str, is_default: bool) -> ResolvedSource:
     rel = f"weights/{name}"
     if (folder / CONFIG_FILE).is_file():
         return ResolvedSource(folder, f"bundled {rel}", "bundled")
-    how = (f"train them with `python train/train.py --data DATA --model unet --out {rel}`, or pass a "
+    how = (f"train them with `python train/train.py --data DATA --model unet --out {folder}`, or pass a "
            "weights folder or a Hub repo id (owner/name[@revision])")
     if is_default:
         raise WeightsError(f"no trained bundled weights exist yet ({rel} is missing); {how}")

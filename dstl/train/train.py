@@ -1,0 +1,754 @@
+"""Train UNet or Res50UNet on a DSTL-layout folder (real Kaggle download or synthetic scenes).
+
+    python train/train.py --data DATA --recipe unet_synth_quick --out weights/NAME
+    python train/train.py --data DATA --model unet --out weights/NAME --set epochs=10 --bands rgb
+    torchrun --nproc_per_node=8 train/train.py --data DATA --recipe unet_real --out weights/NAME
+    python train/train.py ... --resume                 # continue from the run's checkpoint
+    python train/train.py ... --push-to-hub owner/name # publish the weights folder (HF_TOKEN)
+
+What happens, top to bottom:
+1. Configuration: defaults (dstl/train/config.py) <- recipe file <- --set key=value <- explicit flags.
+2. Data: labelled images split by image (class-balanced, reproducible); the training images go
+   into memory (GPU memory when training on CUDA) with normalisation statistics computed from
+   them; crops are drawn with rare-class oversampling and the 8 dihedral transforms (dstl/train/data.py).
+3. Model (dstl.models), AdamW + warm-up/cosine (or one-cycle), bf16 autocast and channels_last
+   where they pay, optional torch.compile, gradient clipping, DDP under torchrun.
+4. Every epoch: validation on whole images through dstl.engine, per-class thresholds tuned,
+   metrics.csv + curves.png beside the weights, an atomic checkpoint (dstl/train/checkpoint.py).
+5. At the end: the kept weights in Hub layout (config.json with bands, normalisation, thresholds
+   and training metadata; model.safetensors; README.md model card), optionally pushed to the Hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import math
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dstl.bands import ALL_BANDS, RGB_BANDS
+from dstl.classes import NUM_CLASSES
+from dstl.engine import cpu_has_native_bf16
+from dstl.errors import DataError, DstlError
+from dstl.models.config import ModelConfig
+from dstl.progress import print_error
+from dstl.train import checkpoint as ckpt
+from dstl.train import distributed as ddp
+from dstl.train import report
+from dstl.train.config import (
+    ARCHITECTURES,
+    ConfigError,
+    TrainConfig,
+    apply_layers,
+    load_recipe,
+    parse_set_args,
+)
+from dstl.train.data import STORE_SCALE, TrainSet, class_fractions, split_ids
+from dstl.train.losses import SegmentationLoss
+from dstl.train.validate import ValImage, ValResult, validate
+
+#: Explicit flags that override config keys (flag dest -> config key).
+FLAG_KEYS = {"model": "model", "bands": "bands", "epochs": "epochs", "steps_per_epoch": "steps_per_epoch",
+             "batch_size": "batch_size", "lr": "lr", "crop_size": "crop_size", "seed": "seed",
+             "device": "device", "amp": "amp", "loss": "loss", "compile": "compile"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python train/train.py",
+        description="Train a dstl segmentation model (UNet or Res50UNet) on a DSTL-layout folder and "
+                    "write the weights in Hugging Face Hub layout (also installed as `dstl-train`). "
+                    "Settings: defaults in dstl/train/config.py, a recipe (dstl/train/recipes/*.toml), "
+                    "then --set key=value, then the explicit flags below. "
+                    "Example: python train/train.py --data data/synth --recipe unet_synth_quick "
+                    "--out weights/unet_synth_20band")
+    p.add_argument("--data", required=True, help="DSTL-layout dataset folder (three_band/, sixteen_band/, "
+                   "grid_sizes.csv, train_wkt_v4.csv), real or from `python -m dstl synth`")
+    p.add_argument("--out", required=True,
+                   help="output weights folder (Hub layout), e.g. weights/unet_20band")
+    p.add_argument("--recipe", help="recipe name in dstl/train/recipes (unet_real, res50unet_real, "
+                   "unet_synth_quick, unet_rgb_synth_quick) or a path to a .toml file")
+    p.add_argument("--model", choices=ARCHITECTURES, help="architecture (required without --recipe)")
+    p.add_argument("--bands", choices=("all", "rgb"), help="input bands: all 20, or R,G,B only")
+    p.add_argument("--epochs", type=int, help="number of epochs")
+    p.add_argument("--steps-per-epoch", type=int, help="optimiser steps per epoch")
+    p.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--crop-size", type=int, help="training crop side in pixels (multiple of 32)")
+    p.add_argument("--seed", type=int, help="random seed of the training run")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="device (auto: CUDA if available)")
+    p.add_argument("--amp", choices=("auto", "bf16", "fp32"), help="bf16 autocast or full fp32")
+    p.add_argument("--loss", choices=("bce", "bce_dice", "bce_jaccard"), help="training loss")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the model")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key (see dstl/train/config.py), e.g. "
+                        "--set model_args.base_width=16 "
+                        "--set rare_classes=[9,10]; repeatable")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint of this run")
+    p.add_argument("--checkpoint", help="checkpoint file (default runs/<out folder name>/checkpoint.pt)")
+    p.add_argument("--stop-after-epoch", type=int, metavar="N",
+                   help="stop once epoch N is done and checkpointed (continue later with --resume)")
+    p.add_argument("--holdout", metavar="DATA2",
+                   help="also score the final weights on every labelled image of this second dataset "
+                        "folder (e.g. synthetic scenes from seeds never used for training); goes into "
+                        "the model card")
+    p.add_argument("--push-to-hub", metavar="OWNER/NAME",
+                   help="publish the weights folder to this Hub repo (token from HF_TOKEN)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: torch's choice; 1 can be much faster on a CPU "
+                        "shared with other busy processes)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    return p
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, str]:
+    """Defaults <- recipe <- --set <- explicit flags; returns (config, recipe name)."""
+    if args.recipe:
+        cfg = load_recipe(args.recipe)
+        recipe = args.recipe
+        if args.model and args.model != cfg.model:
+            raise ConfigError(f"--model {args.model} conflicts with recipe {args.recipe} "
+                              f"(model = {cfg.model}); drop --model or pick a recipe for that model")
+    elif args.model:
+        cfg, recipe = TrainConfig(), "defaults"
+    else:
+        raise ConfigError("give --model {unet,res50unet} or --recipe NAME")
+    flags = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items() if getattr(args, dest) is not None}
+    cfg = apply_layers(cfg, [(parse_set_args(args.set), "--set"), (flags, "command line")])
+    return cfg, recipe
+
+
+def check_push_target(repo: str) -> str:
+    """Fail before any training if pushing cannot work: bad repo id, no token, offline mode."""
+    from dstl.models.hub import parse_repo_id
+
+    if parse_repo_id(repo) is None:
+        raise DstlError(f"--push-to-hub {repo!r}: expected a Hub repo id owner/name[@branch]")
+    token = os.environ.get("HF_TOKEN", "").strip()
+    if not token:
+        raise DstlError("--push-to-hub needs a Hugging Face write token: set HF_TOKEN "
+                        "(create one at https://huggingface.co/settings/tokens)")
+    from huggingface_hub import constants
+
+    offline_env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    if constants.is_offline_mode() or offline_env:
+        raise DstlError("--push-to-hub: HF_HUB_OFFLINE is set; unset it to publish")
+    return token
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardware helpers
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """bf16 when asked for, or on "auto" where the hardware runs it natively; None = fp32."""
+    if cfg.amp == "fp32":
+        return None
+    if cfg.amp == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def hardware_description(device: torch.device, world: int) -> str:
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = _cpu_name() + f" ({torch.get_num_threads()} threads)"
+    return f"{world} x {what}" if world > 1 else what
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "CPU"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of the crop sampler for one epoch: resuming at an epoch boundary redraws the same crops."""
+    return (seed * 1_000_003 + epoch * 7919 + 12345) % 2**63
+
+
+# ---------------------------------------------------------------------------------------------
+# Model, optimiser, schedule
+
+def build_model(cfg: TrainConfig, bands: tuple[str, ...]) -> tuple[torch.nn.Module, str | None]:
+    """The architecture with the config's arguments; (model, backbone report text or None)."""
+    from dstl.models import build_model as _build
+
+    model = _build(cfg.model, {**cfg.model_args, "in_channels": len(bands), "num_classes": NUM_CLASSES},
+                   where="config model_args")
+    note = None
+    if cfg.pretrained_backbone:
+        from dstl.models.backbone import load_pretrained_backbone
+
+        rep = load_pretrained_backbone(model, cfg.pretrained_backbone, filename=cfg.backbone_file,
+                                       bands=bands)
+        note = rep.summary()
+    return model, note
+
+
+@torch.no_grad()
+def init_head_bias(model: torch.nn.Module, frequency: np.ndarray) -> None:
+    """Set the output layer's bias to logit(frequency) per class (clamped to [1e-4, 1 - 1e-4])."""
+    head = getattr(model, "head", None)
+    if not isinstance(head, torch.nn.Conv2d) or head.bias is None or head.out_channels != len(frequency):
+        raise ConfigError("config: head_bias_prior needs a model whose `head` is a 1x1 conv with a bias "
+                          "per class; set head_bias_prior=false")
+    p = torch.as_tensor(frequency, dtype=torch.float64).clamp(1e-4, 1 - 1e-4)
+    head.bias.copy_(torch.log(p / (1 - p)).to(head.bias.dtype))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on norm weights and biases (decaying them only hurts)."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    total = cfg.epochs * cfg.steps_per_epoch
+    warm = max(1, int(round(cfg.warmup_frac * total)))
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=total, pct_start=max(warm / total, 1e-6),
+            final_div_factor=1.0 / max(cfg.min_lr_ratio * 25.0, 1e-6) if cfg.min_lr_ratio else 1e4)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total - warm))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def train_step(train_model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizer,
+               scheduler, amp_dtype: torch.dtype | None, grad_clip: float) -> torch.Tensor:
+    """One optimiser step on a batch; returns the (detached) loss. Used by bench/bench_train.py too."""
+    with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        logits = train_model(x)
+    loss = loss_fn(logits, y)  # computed in float32 whatever the autocast dtype
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(train_model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.detach()
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside DDP and/or torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+@dataclass
+class Data:
+    train_ids: list[str]
+    val_ids: list[str]
+    trainset: TrainSet
+    val_images: list[ValImage]
+    synthetic: bool
+    description: str
+
+
+def load_init_weights(cfg: TrainConfig, bands: tuple[str, ...]):
+    """The `LoadedModel` named by cfg.init_weights, checked against this run's architecture and bands."""
+    from dstl.models import load_model
+
+    start = load_model(cfg.init_weights)
+    c = start.config
+    if c.architecture != cfg.model:
+        raise ConfigError(f"config: init_weights {cfg.init_weights} is a {c.architecture}, this run trains "
+                          f"a {cfg.model}")
+    if tuple(c.bands) != tuple(bands):
+        raise ConfigError(f"config: init_weights {cfg.init_weights} takes bands {','.join(c.bands)}, "
+                          f"this run trains on {','.join(bands)}")
+    return start
+
+
+def copy_init_weights(model: torch.nn.Module, start, cfg: TrainConfig) -> None:
+    """Copy the loaded weights into the freshly built `model` (same constructor arguments required)."""
+    built = dict(getattr(model, "model_args", {}))
+    if built and built != dict(start.config.model_args):
+        raise ConfigError(f"config: init_weights {cfg.init_weights} was built with "
+                          f"{start.config.model_args}, this run with {built}; set model_args to match")
+    model.load_state_dict(start.module.state_dict(), strict=True)
+
+
+def detect_synthetic(dataset) -> bool:
+    """True for a folder written by `python -m dstl synth`: its ids carry the synthetic prefix
+    (`synth_...`), which real DSTL ids never do."""
+    from dstl.synthetic.writer import ID_PREFIX, is_synthetic_dataset
+
+    return is_synthetic_dataset(dataset.root) or all(i.startswith(ID_PREFIX) for i in dataset.image_ids)
+
+
+def load_data(root: str, cfg: TrainConfig, bands: tuple[str, ...], device: torch.device,
+              info: ddp.DistInfo, stats=None) -> Data:
+    """Split the labelled images, load the training set into memory and keep the validation images.
+
+    `stats` (BandStats) normalises the training crops; None estimates them from the training images.
+    """
+    from dstl.dataset import DstlDataset
+
+    ds = DstlDataset(root, mask_cache=0)
+    labelled = ds.train_ids
+    if len(labelled) < 2:
+        raise DataError(f"{root}: training needs at least 2 labelled images (train_wkt_v4.csv), "
+                        f"found {len(labelled)}")
+    bar = dict(disable=not info.is_main, leave=False, dynamic_ncols=True)
+    masks = {i: ds.masks(i) for i in tqdm(labelled, desc="rasterising labels", **bar)}
+    if cfg.val_ids:
+        unknown = [i for i in cfg.val_ids if i not in masks]
+        if unknown:
+            raise ConfigError(f"config: val_ids {unknown} are not labelled images of {root}")
+        val_ids = sorted(cfg.val_ids)
+        train_ids = [i for i in sorted(labelled) if i not in val_ids]
+        if not train_ids:
+            raise ConfigError("config: val_ids leave no image for training")
+    else:
+        counts = {i: class_fractions(m) for i, m in masks.items()}
+        train_ids, val_ids = split_ids(labelled, counts, cfg.val_fraction, cfg.split_seed)
+
+    small = [i for i in train_ids if min(ds.image_size(i)) < cfg.crop_size]
+    if small:
+        raise DataError(f"image {small[0]} is {ds.image_size(small[0])} px, smaller than crop_size "
+                        f"{cfg.crop_size}; lower crop_size (--crop-size)")
+
+    def load(k: int):
+        image_id = train_ids[k]
+        return ds.read_scene(image_id, bands).data, masks[image_id]
+
+    data_device = device if (device.type == "cuda" and cfg.data_on_device) else torch.device("cpu")
+    trainset = TrainSet(train_ids, [ds.image_size(i) for i in train_ids], load, bands, cfg.crop_size,
+                        rare_classes=cfg.rare_classes, rare_prob=cfg.rare_prob, device=data_device,
+                        store_dtype=cfg.store_dtype, seed=cfg.split_seed, stats=stats,
+                        progress=tqdm(total=len(train_ids), desc="loading training images", **bar))
+    val_images = []
+    scale = 1.0 / STORE_SCALE if cfg.store_dtype == "int16" else 1.0
+    for image_id in tqdm(val_ids, desc="loading validation images", **bar):
+        if info.is_main:  # only rank 0 validates
+            x = ds.read_scene(image_id, bands).data
+            if cfg.store_dtype == "int16":  # half the memory; converted back per validation pass
+                x = np.rint(np.clip(x, 0, 1) * STORE_SCALE).astype(np.int16)
+            stored = x
+            val_images.append(ValImage(image_id, stored, scale, np.asarray(masks[image_id]),
+                                       ds.labels(image_id), ds.transform(image_id)))
+    synthetic = detect_synthetic(ds)
+    description = (f"SYNTHETIC scenes written by `python -m dstl synth` (folder `{Path(root).name}`, "
+                   f"{len(labelled)} labelled images in the DSTL competition layout), no real imagery"
+                   if synthetic else
+                   f"the {len(labelled)} labelled images of the DSTL-layout folder `{Path(root).name}`")
+    return Data(train_ids, val_ids, trainset, val_images, synthetic, description)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation through the engine
+
+def engine_predictor(module: torch.nn.Module, model_config: ModelConfig, bands: tuple[str, ...],
+                     device: torch.device):
+    """A function ValImage -> (10, H, W) probabilities, via dstl.engine on a frozen copy of `module`."""
+    from dstl.engine import Predictor
+    from dstl.models import LoadedModel
+    from dstl.scene import Scene
+
+    frozen = copy.deepcopy(unwrap(module)).float().eval()
+    loaded = LoadedModel(module=frozen, config=model_config, source="training run")
+    # fp32 on CPU: "auto" could pick int8 there, and thresholds must be tuned on the model itself.
+    predictor = Predictor(loaded, precision="auto" if device.type == "cuda" else "fp32", device=device)
+
+    def predict(img: ValImage) -> np.ndarray:
+        return predictor.predict(Scene(img.image_id, img.float_data(), bands)).probs
+
+    return predict
+
+
+def run_validation(module, model_config, bands, images, cfg, info, thresholds=None,
+                   polygons: bool = True) -> ValResult:
+    """Score `module` on whole `images` through the engine (see dstl/train/validate.py)."""
+    bar = tqdm(total=len(images), desc="validating", leave=False, dynamic_ncols=True,
+               disable=not info.is_main)
+
+    def progress(n, total):
+        bar.update(1)
+
+    try:
+        predict = engine_predictor(module, model_config, bands, info.device)
+        return validate(predict, images, cfg.threshold_grid, progress=progress, thresholds=thresholds,
+                        polygons=polygons)
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+def main(argv: list[str] | None = None) -> dict:
+    """Parse `argv`, train, write the weights folder; returns a summary dict (for tests)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    cfg, recipe = resolve_config(args)
+    if args.print_config:
+        import json
+
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return {"config": cfg}
+    if args.push_to_hub:
+        check_push_target(args.push_to_hub)
+    out_dir = Path(args.out)
+    ckpt_path = Path(args.checkpoint) if args.checkpoint else Path("runs") / out_dir.name / "checkpoint.pt"
+    if args.holdout:
+        from dstl.dataset import DstlDataset
+
+        holdout_ds = DstlDataset(args.holdout)
+        if not holdout_ds.train_ids:
+            raise DataError(f"--holdout {args.holdout}: has no labelled images to score")
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise DstlError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    info = ddp.init_distributed(cfg.device)
+    try:
+        return _train(args, argv, cfg, recipe, out_dir, ckpt_path, info)
+    finally:
+        ddp.cleanup(info)
+
+
+def _train(args, argv, cfg: TrainConfig, recipe: str, out_dir: Path, ckpt_path: Path,
+           info: ddp.DistInfo) -> dict:
+    t_start = time.time()
+    device = info.device
+    world = info.world_size
+    if cfg.batch_size % world:
+        raise ConfigError(f"config: batch_size {cfg.batch_size} is not divisible by the {world} processes")
+    bands = ALL_BANDS if cfg.bands == "all" else RGB_BANDS
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    seed_everything(cfg.seed)
+    command = shlex.join((["torchrun", f"--nproc_per_node={world}"] if world > 1 else ["python"])
+                         + ["train/train.py", *argv])
+    hardware = hardware_description(device, world)
+    amp_dtype = autocast_dtype(cfg, device)
+
+    start = load_init_weights(cfg, bands) if cfg.init_weights else None
+    data = load_data(args.data, cfg, bands, device, info, stats=start.config.normalization if start else None)
+    stats = data.trainset.stats
+
+    # Model on identical initial weights everywhere (same seed; DDP also broadcasts rank 0's).
+    seed_everything(cfg.seed)
+    model, backbone_note = build_model(cfg, bands)
+    if start is not None:
+        copy_init_weights(model, start, cfg)
+    elif cfg.head_bias_prior:
+        init_head_bias(model, data.trainset.class_frequency)
+    model_args = dict(getattr(model, "model_args", {**cfg.model_args, "in_channels": len(bands),
+                                                    "num_classes": NUM_CLASSES}))
+    num_parameters = sum(p.numel() for p in model.parameters())
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    def model_config(thresholds=(0.5,) * NUM_CLASSES, training=None) -> ModelConfig:
+        return ModelConfig(architecture=cfg.model, model_args=model_args, bands=bands, normalization=stats,
+                           thresholds=tuple(thresholds), tile_size=cfg.tile_size, training=training)
+
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg)
+    loss_fn = SegmentationLoss(cfg.loss, cfg.loss_weight, cfg.class_weights or None).to(device)
+
+    # Resume.
+    start_epoch, step, history, best, elapsed_before = 0, 0, [], None, 0.0
+    if args.resume:
+        state = ckpt.load_checkpoint(ckpt_path, map_location=device)
+        _check_resumable(state, cfg, data, stats, ckpt_path)
+        unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, step = int(state["epoch"]), int(state["step"])
+        history, best = list(state["history"]), state["best"]
+        elapsed_before = float(state.get("elapsed_s", 0.0))
+        rngs = state["rng"]
+        if len(rngs) == world:
+            ckpt.set_rng_state(rngs[info.rank])
+        else:  # another process count: a fresh but deterministic stream per rank
+            seed_everything(cfg.seed + 1000 * start_epoch + info.rank)
+        if info.is_main:
+            tqdm.write(f"resuming {ckpt_path} after epoch {start_epoch} (step {step})", file=sys.stderr)
+    elif ckpt_path.exists() and info.is_main:
+        tqdm.write(f"note: starting afresh; {ckpt_path} will be overwritten (use --resume to continue it)",
+                   file=sys.stderr)
+    if not args.resume:
+        seed_everything(cfg.seed + info.rank)  # dropout differs per rank; crops come from epoch seeds
+
+    train_model = model
+    if cfg.compile:
+        train_model = torch.compile(train_model)
+    if info.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Stages frozen by an unfreeze schedule get no gradients: DDP must be told to expect that.
+        train_model = DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda"
+                                              else None, find_unused_parameters=bool(cfg.unfreeze_schedule))
+
+    if info.is_main:
+        tqdm.write(f"training {cfg.model} ({num_parameters / 1e6:.2f} M parameters, {len(bands)} bands) on "
+                   f"{len(data.train_ids)} images ({data.trainset.memory_bytes() / 2**20:.0f} MiB in "
+                   f"{data.trainset.device.type} memory), validating on {len(data.val_ids)}; {hardware}, "
+                   f"{'bf16 autocast' if amp_dtype else 'fp32'}; recipe {recipe}", file=sys.stderr)
+        if backbone_note:
+            tqdm.write(backbone_note, file=sys.stderr)
+
+    stop_after = args.stop_after_epoch
+    epoch = start_epoch
+    for epoch in range(start_epoch, cfg.epochs):
+        if stop_after is not None and epoch >= stop_after:
+            break
+        if cfg.unfreeze_schedule:
+            from dstl.models.backbone import apply_unfreeze_schedule
+
+            apply_unfreeze_schedule(unwrap(model), epoch, cfg.unfreeze_schedule)
+        gen = torch.Generator(device=data.trainset.device)
+        gen.manual_seed(epoch_seed(cfg.seed, epoch))
+        train_model.train()
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        t0 = time.time()
+        bar = tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   dynamic_ncols=True, disable=not info.is_main)
+        for i in bar:
+            image, top, left, transform = data.trainset.sample_positions(cfg.batch_size, gen)
+            mine = [ddp.shard(t, info) for t in (image, top, left, transform)]
+            x, y = data.trainset.crops(*mine)
+            loss = train_step(train_model, x.to(device, non_blocking=True), y.to(device, non_blocking=True),
+                              loss_fn, optimizer, scheduler, amp_dtype, cfg.grad_clip)
+            step += 1
+            loss_sum += loss
+            if info.is_main and (i % 10 == 9 or i == cfg.steps_per_epoch - 1):
+                rate = (i + 1) * cfg.batch_size / max(time.time() - t0, 1e-9)
+                bar.set_postfix(loss=f"{loss_sum.item() / (i + 1):.4f}",
+                                lr=f"{scheduler.get_last_lr()[0]:.2e}", patches_s=f"{rate:.1f}")
+        bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_time = time.time() - t0
+        ddp.broadcast_buffers(unwrap(model), info)
+        if info.distributed:
+            torch.distributed.all_reduce(loss_sum)
+            loss_sum /= world
+        row = {"epoch": epoch + 1, "step": step, "lr": scheduler.get_last_lr()[0],
+               "train_loss": loss_sum.item() / cfg.steps_per_epoch,
+               "patches_per_s": cfg.steps_per_epoch * cfg.batch_size / train_time, "train_s": train_time}
+
+        # Validation (rank 0; the others wait) and the kept weights.
+        last = epoch + 1 == cfg.epochs
+        if (epoch + 1) % cfg.val_every == 0 or last:
+            val = None
+            if info.is_main:
+                t1 = time.time()
+                polygons = last or ((epoch + 1) // cfg.val_every) % cfg.polygon_every == 0
+                val = run_validation(model, model_config(), bands, data.val_images, cfg, info,
+                                     polygons=polygons)
+                row.update(val.row())
+                row["val_s"] = time.time() - t1
+                metric = _metric(val)
+                if cfg.keep == "last" or best is None or metric > best["metric"]:
+                    best = {"epoch": epoch + 1, "metric": metric, "thresholds": val.thresholds,
+                            "scores": val.scores(),
+                            "state": {k: v.detach().to("cpu", copy=True) for k, v in
+                                      unwrap(model).state_dict().items()}}
+            row = ddp.broadcast_object(row, info)
+        history.append(row)
+        if info.is_main:
+            tqdm.write(_epoch_line(row), file=sys.stderr)
+            _write_reports(out_dir, history, best, cfg, plot="val_loss" in row)
+        # Checkpoint (RNG states of every rank gathered to rank 0).
+        rngs = ddp.all_gather_object(ckpt.get_rng_state(), info)
+        if info.is_main:
+            ckpt.save_checkpoint(ckpt_path, {
+                "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": step,
+                "history": history, "best": best, "config": cfg.to_dict(),
+                "split": {"train": data.train_ids, "val": data.val_ids}, "stats": stats.to_dict(),
+                "rng": rngs, "world_size": world, "elapsed_s": elapsed_before + time.time() - t_start,
+            })
+        ddp.barrier(info)
+    else:
+        epoch = cfg.epochs
+
+    completed = len(history)
+    fingerprint = ddp.assert_same_parameters(unwrap(model), info)
+    result = {"model": unwrap(model), "history": history, "completed_epochs": completed,
+              "fingerprint": fingerprint, "out": out_dir, "checkpoint": ckpt_path, "finished": False}
+    if completed < cfg.epochs:  # stopped early on request: the checkpoint is the product
+        if info.is_main:
+            tqdm.write(f"stopped after epoch {completed}/{cfg.epochs}; continue with --resume "
+                       f"(checkpoint {ckpt_path})", file=sys.stderr)
+        return result
+
+    # Final weights.
+    if info.is_main:
+        final = _finish(args, cfg, recipe, command, hardware, model, model_config, bands, data, history, best,
+                        num_parameters, elapsed_before + time.time() - t_start, out_dir, info, start)
+        result.update(final)
+    ddp.barrier(info)
+    result["finished"] = True
+    return result
+
+
+def _metric(val: ValResult) -> float:
+    """The number that picks the kept epoch: mean pixel IoU at the tuned thresholds (computed at
+    every validation, unlike the polygon Jaccard; the two differ by ~0.01 for a given mask)."""
+    return -math.inf if val.iou_mean is None else float(val.iou_mean)
+
+
+def _epoch_line(row: dict) -> str:
+    parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}",
+             f"{row['patches_per_s']:.1f} patches/s"]
+    if row.get("val_iou_mean") is not None:
+        parts.append(f"val IoU {row['val_iou_mean']:.3f}")
+    if row.get("val_jaccard_mean") is not None:
+        parts.append(f"val Jaccard {row['val_jaccard_mean']:.3f}")
+    return " | ".join(parts)
+
+
+def _write_reports(out_dir: Path, history: list[dict], best: dict | None, cfg: TrainConfig,
+                   plot: bool = True) -> None:
+    """metrics.csv every epoch; curves.png when there are new validation scores (a plot costs ~1 s)."""
+    report.write_metrics_csv(out_dir / "metrics.csv", history)
+    if not plot:
+        return
+    final = best["scores"] if best else None
+    title = f"{cfg.model} ({cfg.bands} bands)" + (f", kept epoch {best['epoch']}" if best else "")
+    report.plot_curves(out_dir / "curves.png", history, final, title=title)
+
+
+def _check_resumable(state: dict, cfg: TrainConfig, data: Data, stats, path: Path) -> None:
+    old = state["config"]
+    new = cfg.to_dict()
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        raise ckpt.CheckpointError(f"checkpoint {path} was made with different settings ({', '.join(diff)}); "
+                                   "resume with the same recipe/overrides, or start afresh without --resume")
+    if state["split"] != {"train": data.train_ids, "val": data.val_ids} or state["stats"] != stats.to_dict():
+        raise ckpt.CheckpointError(f"checkpoint {path} was made on different images; "
+                                   "resume with the same --data")
+
+
+def _finish(args, cfg, recipe, command, hardware, model, model_config, bands, data, history, best,
+            num_parameters, duration, out_dir: Path, info, start=None) -> dict:
+    """Write the kept weights (Hub layout) with their card, the reports; push if asked.
+
+    `start`: the LoadedModel the run was initialised from (cfg.init_weights), recorded in the config."""
+    from dstl.models import push_to_hub, save_pretrained
+
+    module = unwrap(model)
+    if cfg.keep == "best" and best is not None:
+        module.load_state_dict(best["state"])
+    thresholds = best["thresholds"] if best else [0.5] * NUM_CLASSES
+    kept_epoch = best["epoch"] if best else len(history)
+    module = module.float().to("cpu", memory_format=torch.contiguous_format).eval()
+    if best is not None and best["scores"].get("jaccard_mean") is None and data.val_images:
+        # The kept epoch's validation skipped polygons (polygon_every): score them now.
+        val = run_validation(module, model_config(thresholds), bands, data.val_images, cfg, info,
+                             thresholds=list(thresholds))
+        best["scores"] = val.scores()  # same model and thresholds: the same pixel IoU, plus polygons
+    holdout = None
+    if args.holdout:
+        holdout = _score_holdout(args.holdout, module, model_config(thresholds), bands, cfg, info)
+    band_word = "20-band" if len(bands) == 20 else "RGB-only"
+    training = {
+        "data": data.description,
+        "synthetic": data.synthetic,
+        "dataset": str(args.data),
+        "train_ids": data.train_ids,
+        "val_ids": data.val_ids,
+        "recipe": recipe,
+        "seed": cfg.seed,
+        "epochs": len(history),
+        "kept_epoch": kept_epoch,
+        "hardware": hardware,
+        "duration_min": round(duration / 60, 1),
+        "command": command,
+        **({"init_weights": {"source": cfg.init_weights, "description": start.source,
+                             "command": (start.config.training or {}).get("command")}} if start else {}),
+        "metrics": {"validation": best["scores"] if best else None,
+                    "holdout": holdout["scores"] if holdout else None},
+        "limitations": report.limitations(data.synthetic, len(data.train_ids) + len(data.val_ids),
+                                          len(data.val_ids), band_word),
+    }
+    mc = model_config(thresholds, training)
+    mc.extra = {"train_config": cfg.to_dict()}
+    notes = report.card_notes(
+        synthetic=data.synthetic, train_ids=data.train_ids,
+        val_ids=data.val_ids, recipe=recipe, config=cfg.to_dict(), kept_epoch=kept_epoch,
+        epochs_run=len(history), thresholds=thresholds, val_scores=best["scores"] if best else None,
+        holdout=holdout)
+    save_pretrained(module, mc, out_dir, notes=notes)  # beside metrics.csv and curves.png
+    tqdm.write(f"wrote {out_dir} ({num_parameters / 1e6:.2f} M parameters, kept epoch {kept_epoch})",
+               file=sys.stderr)
+    pushed = None
+    if args.push_to_hub:
+        pushed = push_to_hub(out_dir, args.push_to_hub, token=check_push_target(args.push_to_hub))
+        tqdm.write(f"pushed {out_dir} to {args.push_to_hub}: {pushed}", file=sys.stderr)
+    return {"thresholds": thresholds, "kept_epoch": kept_epoch, "holdout": holdout, "pushed": pushed,
+            "val_scores": best["scores"] if best else None}
+
+
+def _score_holdout(root, module, mc: ModelConfig, bands, cfg, info) -> dict:
+    from dstl.dataset import DstlDataset
+
+    ds = DstlDataset(root, mask_cache=0)
+    ids = tqdm(ds.train_ids, desc="loading held-out images", leave=False, disable=not info.is_main)
+    images = [ValImage(i, ds.read_scene(i, bands).data, 1.0, ds.masks(i), ds.labels(i), ds.transform(i))
+              for i in ids]
+    res = run_validation(module, mc, bands, images, cfg, info, thresholds=list(mc.thresholds))
+    return {"description": f"{len(images)} labelled images of `{Path(root).name}`", "ids": ds.train_ids,
+            "scores": res.scores()}
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors for bad input (exit 2), 130 on Ctrl-C."""
+    try:
+        main(argv)
+    except DstlError as e:
+        print_error(e)
+        return 2
+    except KeyboardInterrupt:
+        print_error("interrupted (resume with --resume)")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
