@@ -72,7 +72,7 @@ def _one_line(e: BaseException) -> str:
 # Building modules from a config
 
 
-def _unwrap_module(module: nn.Module) -> nn.Module:
+def unwrap_module(module: nn.Module) -> nn.Module:
     """The plain module inside DDP (``.module``) or torch.compile (``._orig_mod``) wrappers."""
     while True:
         inner = getattr(module, "_orig_mod", None) or getattr(module, "module", None)
@@ -83,7 +83,7 @@ def _unwrap_module(module: nn.Module) -> nn.Module:
 
 def architecture_name(module: nn.Module) -> str:
     """The registry name of `module`'s class ("unet", "res50unet")."""
-    cls = type(_unwrap_module(module))
+    cls = type(unwrap_module(module))
     for name, arch in ARCHITECTURES.items():
         if cls is arch:
             return name
@@ -114,7 +114,7 @@ def config_for(module: nn.Module, bands: tuple[str, ...] | None = None,
     `bands` defaults to all 20 DSTL bands or RGB by the module's channel count, `normalization` to the
     identity; other `ModelConfig` fields (thresholds, tile_size, training, extra) pass through.
     """
-    module = _unwrap_module(module)
+    module = unwrap_module(module)
     bands = tuple(bands) if bands is not None else default_bands(module.in_channels)
     return ModelConfig(architecture=architecture_name(module), model_args=dict(module.model_args),
                        bands=bands, normalization=normalization or BandStats.identity(bands), **fields)
@@ -133,8 +133,9 @@ def _check_consistent(module: nn.Module, config: ModelConfig, where: str) -> Non
 # safetensors I/O
 
 
-def _tensor_digest(state: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over names, dtypes, shapes and raw bytes of every tensor (sorted by name)."""
+def tensor_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and raw bytes of every tensor (sorted by name): equal iff the
+    state dicts are bit for bit identical. Stored in model.safetensors; also the DDP rank fingerprint."""
     h = hashlib.sha256()
     for k in sorted(state):
         t = state[k].detach().cpu().contiguous()
@@ -148,9 +149,9 @@ def save_weights(module: nn.Module, path: str | os.PathLike) -> None:
     """Write `module`'s state dict to `path` as safetensors, atomically, with a tensor digest."""
     from safetensors.torch import save_file
 
-    module = _unwrap_module(module)
+    module = unwrap_module(module)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    meta = {"format": "pt", _DIGEST_KEY: _tensor_digest(state)}
+    meta = {"format": "pt", _DIGEST_KEY: tensor_digest(state)}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
 
@@ -184,7 +185,7 @@ def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
     except Exception as e:  # any parser failure (SafetensorError, OSError, ...) means an unusable file
         raise WeightsError(f"{path}: unreadable safetensors file ({_one_line(e)}); it is truncated or "
                            "corrupted -- download or save it again") from None
-    module = _unwrap_module(module)
+    module = unwrap_module(module)
     expected = module.state_dict()
     missing = sorted(k for k in expected if k not in state)
     unexpected = sorted(k for k in state if k not in expected)
@@ -201,7 +202,7 @@ def load_weights(module: nn.Module, path: str | os.PathLike) -> None:
             parts.append(f"{len(wrong)} shape/dtype mismatches ({_list(wrong, 2)})")
         raise WeightsError(f"{path}: does not match {type(module).__name__}({module.model_args}): "
                            + "; ".join(parts))
-    if _DIGEST_KEY in meta and meta[_DIGEST_KEY] != _tensor_digest(state):
+    if _DIGEST_KEY in meta and meta[_DIGEST_KEY] != tensor_digest(state):
         raise WeightsError(f"{path}: tensor data does not match its recorded checksum; the file is "
                            "corrupted -- download or save it again")
     bad = [k for k, t in state.items() if t.dtype.is_floating_point and not _all_finite(t)]
@@ -312,7 +313,7 @@ def save_pretrained(module: nn.Module, config: ModelConfig, folder: str | os.Pat
     class counts); `notes` is extra Markdown for the model card. Every file is written atomically;
     other files in `folder` (metrics, plots) are left alone. Returns the folder.
     """
-    module = _unwrap_module(module)
+    module = unwrap_module(module)
     folder = Path(folder)
     where = f"saving to {folder}"
     if architecture_name(module) != config.architecture:

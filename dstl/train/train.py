@@ -31,7 +31,7 @@ import random
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +43,13 @@ from dstl.classes import NUM_CLASSES
 from dstl.engine import cpu_has_native_bf16
 from dstl.errors import DataError, DstlError
 from dstl.models.config import ModelConfig
+from dstl.models.hub import unwrap_module
+from dstl.parallel import env_ranks
 from dstl.progress import print_error
 from dstl.train import checkpoint as ckpt
 from dstl.train import distributed as ddp
 from dstl.train import report
+from dstl.train.checks import check_options, crop_rule
 from dstl.train.config import (
     ARCHITECTURES,
     ConfigError,
@@ -261,12 +264,6 @@ def train_step(train_model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, l
     return loss.detach()
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside DDP and/or torch.compile wrappers."""
-    model = getattr(model, "module", model)
-    return getattr(model, "_orig_mod", model)
-
-
 # ---------------------------------------------------------------------------------------------
 # Data
 
@@ -341,8 +338,7 @@ def load_data(root: str, cfg: TrainConfig, bands: tuple[str, ...], device: torch
 
     small = [i for i in train_ids if min(ds.image_size(i)) < cfg.crop_size]
     if small:
-        raise DataError(f"image {small[0]} is {ds.image_size(small[0])} px, smaller than crop_size "
-                        f"{cfg.crop_size}; lower crop_size (--crop-size)")
+        raise DataError(_too_small_message(small, [ds.image_size(i) for i in small], train_ids, cfg, bands))
 
     def load(k: int):
         image_id = train_ids[k]
@@ -371,6 +367,23 @@ def load_data(root: str, cfg: TrainConfig, bands: tuple[str, ...], device: torch
     return Data(train_ids, val_ids, trainset, val_images, synthetic, description)
 
 
+def _too_small_message(small: list[str], sizes: list[tuple[int, int]], train_ids: list[str],
+                       cfg: TrainConfig, bands: tuple[str, ...]) -> str:
+    """Why training images smaller than the crop stop the run, and what can be done about it."""
+    rule = crop_rule(cfg, len(bands))
+    side = min(min(s) for s in sizes)
+    fit = rule.largest_fitting(side)
+    more = f" (and {len(small) - 1} more)" if len(small) > 1 else ""
+    which = f"training image {small[0]}{more} is {sizes[0][0]} x {sizes[0][1]} px"
+    if fit is not None:
+        return (f"{which}, smaller than crop_size {cfg.crop_size}; use --crop-size {fit} (the largest "
+                f"{rule.model} crop the smallest training image allows)")
+    ids = ", ".join(f'"{i}"' for i in small)
+    return (f"{which}, smaller than crop_size {cfg.crop_size} and than the smallest crop {rule.model} "
+            f"trains on ({rule.minimum} px); validate on it instead (--set 'val_ids=[{ids}]'; validation "
+            f"takes whole images of any size), or train on larger images")
+
+
 # ---------------------------------------------------------------------------------------------
 # Validation through the engine
 
@@ -381,7 +394,7 @@ def engine_predictor(module: torch.nn.Module, model_config: ModelConfig, bands: 
     from dstl.models import LoadedModel
     from dstl.scene import Scene
 
-    frozen = copy.deepcopy(unwrap(module)).float().eval()
+    frozen = copy.deepcopy(unwrap_module(module)).float().eval()
     loaded = LoadedModel(module=frozen, config=model_config, source="training run")
     # fp32 on CPU: "auto" could pick int8 there, and thresholds must be tuned on the model itself.
     predictor = Predictor(loaded, precision="auto" if device.type == "cuda" else "fp32", device=device)
@@ -422,6 +435,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         print(json.dumps(cfg.to_dict(), indent=2))
         return {"config": cfg}
+    # Everything that can be refused is refused here, before any data, weights or process group.
+    check_options(cfg, len(bands_of(cfg)), world_size=env_ranks()[1])
     if args.push_to_hub:
         check_push_target(args.push_to_hub)
     out_dir = Path(args.out)
@@ -444,14 +459,119 @@ def main(argv: list[str] | None = None) -> dict:
         ddp.cleanup(info)
 
 
+def bands_of(cfg: TrainConfig) -> tuple[str, ...]:
+    """The input bands of `cfg`: all 20, or R, G, B."""
+    return ALL_BANDS if cfg.bands == "all" else RGB_BANDS
+
+
+@dataclass
+class Run:
+    """One training run: what it was asked (args, config), where it runs and writes, and the state
+    it carries from epoch to epoch (saved in every checkpoint)."""
+
+    args: argparse.Namespace
+    cfg: TrainConfig
+    recipe: str
+    command: str  # the command line recorded with the weights
+    info: ddp.DistInfo
+    out_dir: Path
+    ckpt_path: Path
+    hardware: str
+    amp_dtype: torch.dtype | None
+    data: Data
+    model: torch.nn.Module  # the plain module; `train_model` wraps it (torch.compile, DDP)
+    start: object | None  # the LoadedModel of cfg.init_weights, if any
+    backbone_note: str | None
+    t_start: float = field(default_factory=time.time)
+    train_model: torch.nn.Module | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: object | None = None
+    loss_fn: torch.nn.Module | None = None
+    # Progress (what a checkpoint restores).
+    start_epoch: int = 0
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: dict | None = None  # {"epoch", "metric", "thresholds", "scores", "state"} of the kept epoch
+    elapsed_before: float = 0.0  # seconds spent before a resume
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return bands_of(self.cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return self.info.device
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def model_config(self, thresholds=(0.5,) * NUM_CLASSES, training: dict | None = None) -> ModelConfig:
+        """The weights' config.json for this run's model, normalisation and `thresholds`."""
+        args = dict(getattr(self.model, "model_args", {**self.cfg.model_args, "in_channels": len(self.bands),
+                                                        "num_classes": NUM_CLASSES}))
+        return ModelConfig(architecture=self.cfg.model, model_args=args, bands=self.bands,
+                           normalization=self.data.trainset.stats, thresholds=tuple(thresholds),
+                           tile_size=self.cfg.tile_size, training=training)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.time() - self.t_start
+
+    def log(self, text: str) -> None:
+        """A line on stderr from rank 0 (above any progress bar)."""
+        if self.info.is_main:
+            tqdm.write(text, file=sys.stderr)
+
+
 def _train(args, argv, cfg: TrainConfig, recipe: str, out_dir: Path, ckpt_path: Path,
            info: ddp.DistInfo) -> dict:
+    run = _prepare(args, argv, cfg, recipe, out_dir, ckpt_path, info)
+    _restore_or_start(run)
+    _wrap_for_training(run)
+    data = run.data
+    run.log(f"training {cfg.model} ({run.num_parameters / 1e6:.2f} M parameters, {len(run.bands)} bands) on "
+            f"{len(data.train_ids)} images ({data.trainset.memory_bytes() / 2**20:.0f} MiB in "
+            f"{data.trainset.device.type} memory), validating on {len(data.val_ids)}; {run.hardware}, "
+            f"{'bf16 autocast' if run.amp_dtype else 'fp32'}; recipe {recipe}")
+    if run.backbone_note:
+        run.log(run.backbone_note)
+
+    stop_after = args.stop_after_epoch
+    for epoch in range(run.start_epoch, cfg.epochs):
+        if stop_after is not None and epoch >= stop_after:
+            break
+        row = _train_epoch(run, epoch)
+        if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
+            row = ddp.broadcast_object(_validate_epoch(run, epoch, row) if info.is_main else row, info)
+        run.history.append(row)
+        if info.is_main:
+            tqdm.write(_epoch_line(row), file=sys.stderr)
+            _write_reports(out_dir, run.history, run.best, cfg, plot="val_loss" in row)
+        _save_checkpoint(run, epoch)
+        ddp.barrier(info)
+
+    completed = len(run.history)
+    module = unwrap_module(run.model)
+    fingerprint = ddp.assert_same_parameters(module, info)
+    result = {"model": module, "history": run.history, "completed_epochs": completed,
+              "fingerprint": fingerprint, "out": out_dir, "checkpoint": ckpt_path, "finished": False}
+    if completed < cfg.epochs:  # stopped early on request: the checkpoint is the product
+        run.log(f"stopped after epoch {completed}/{cfg.epochs}; continue with --resume "
+                f"(checkpoint {ckpt_path})")
+        return result
+    if info.is_main:
+        result.update(_finish(run))
+    ddp.barrier(info)
+    result["finished"] = True
+    return result
+
+
+def _prepare(args, argv, cfg: TrainConfig, recipe: str, out_dir: Path, ckpt_path: Path,
+             info: ddp.DistInfo) -> Run:
+    """Settings, data, the model on identical initial weights everywhere, optimiser and loss."""
     t_start = time.time()
-    device = info.device
     world = info.world_size
-    if cfg.batch_size % world:
-        raise ConfigError(f"config: batch_size {cfg.batch_size} is not divisible by the {world} processes")
-    bands = ALL_BANDS if cfg.bands == "all" else RGB_BANDS
+    bands = bands_of(cfg)
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -459,171 +579,139 @@ def _train(args, argv, cfg: TrainConfig, recipe: str, out_dir: Path, ckpt_path: 
     seed_everything(cfg.seed)
     command = shlex.join((["torchrun", f"--nproc_per_node={world}"] if world > 1 else ["python"])
                          + ["train/train.py", *argv])
-    hardware = hardware_description(device, world)
-    amp_dtype = autocast_dtype(cfg, device)
-
     start = load_init_weights(cfg, bands) if cfg.init_weights else None
-    data = load_data(args.data, cfg, bands, device, info, stats=start.config.normalization if start else None)
-    stats = data.trainset.stats
+    data = load_data(args.data, cfg, bands, info.device, info,
+                     stats=start.config.normalization if start else None)
 
-    # Model on identical initial weights everywhere (same seed; DDP also broadcasts rank 0's).
+    # Same seed on every rank (DDP also broadcasts rank 0's weights).
     seed_everything(cfg.seed)
     model, backbone_note = build_model(cfg, bands)
     if start is not None:
         copy_init_weights(model, start, cfg)
     elif cfg.head_bias_prior:
         init_head_bias(model, data.trainset.class_frequency)
-    model_args = dict(getattr(model, "model_args", {**cfg.model_args, "in_channels": len(bands),
-                                                    "num_classes": NUM_CLASSES}))
-    num_parameters = sum(p.numel() for p in model.parameters())
-    model.to(device)
+    model.to(info.device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
+    run = Run(args=args, cfg=cfg, recipe=recipe, command=command, info=info, out_dir=out_dir,
+              ckpt_path=ckpt_path, hardware=hardware_description(info.device, world),
+              amp_dtype=autocast_dtype(cfg, info.device), data=data, model=model, start=start,
+              backbone_note=backbone_note, t_start=t_start)
+    run.optimizer = make_optimizer(model, cfg)
+    run.scheduler = make_scheduler(run.optimizer, cfg)
+    run.loss_fn = SegmentationLoss(cfg.loss, cfg.loss_weight, cfg.class_weights or None).to(info.device)
+    return run
 
-    def model_config(thresholds=(0.5,) * NUM_CLASSES, training=None) -> ModelConfig:
-        return ModelConfig(architecture=cfg.model, model_args=model_args, bands=bands, normalization=stats,
-                           thresholds=tuple(thresholds), tile_size=cfg.tile_size, training=training)
 
-    optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg)
-    loss_fn = SegmentationLoss(cfg.loss, cfg.loss_weight, cfg.class_weights or None).to(device)
-
-    # Resume.
-    start_epoch, step, history, best, elapsed_before = 0, 0, [], None, 0.0
-    if args.resume:
-        state = ckpt.load_checkpoint(ckpt_path, map_location=device)
-        _check_resumable(state, cfg, data, stats, ckpt_path)
-        unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, step = int(state["epoch"]), int(state["step"])
-        history, best = list(state["history"]), state["best"]
-        elapsed_before = float(state.get("elapsed_s", 0.0))
-        rngs = state["rng"]
-        if len(rngs) == world:
-            ckpt.set_rng_state(rngs[info.rank])
-        else:  # another process count: a fresh but deterministic stream per rank
-            seed_everything(cfg.seed + 1000 * start_epoch + info.rank)
-        if info.is_main:
-            tqdm.write(f"resuming {ckpt_path} after epoch {start_epoch} (step {step})", file=sys.stderr)
-    elif ckpt_path.exists() and info.is_main:
-        tqdm.write(f"note: starting afresh; {ckpt_path} will be overwritten (use --resume to continue it)",
-                   file=sys.stderr)
-    if not args.resume:
+def _restore_or_start(run: Run) -> None:
+    """With --resume, the checkpoint's weights, optimiser, schedule, progress and RNG states."""
+    info, cfg, path = run.info, run.cfg, run.ckpt_path
+    if not run.args.resume:
+        if path.exists():
+            run.log(f"note: starting afresh; {path} will be overwritten (use --resume to continue it)")
         seed_everything(cfg.seed + info.rank)  # dropout differs per rank; crops come from epoch seeds
+        return
+    state = ckpt.load_checkpoint(path, map_location=run.device)
+    _check_resumable(state, cfg, run.data, run.data.trainset.stats, path)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.start_epoch, run.step = int(state["epoch"]), int(state["step"])
+    run.history, run.best = list(state["history"]), state["best"]
+    run.elapsed_before = float(state.get("elapsed_s", 0.0))
+    rngs = state["rng"]
+    if len(rngs) == info.world_size:
+        ckpt.set_rng_state(rngs[info.rank])
+    else:  # another process count: a fresh but deterministic stream per rank
+        seed_everything(cfg.seed + 1000 * run.start_epoch + info.rank)
+    run.log(f"resuming {path} after epoch {run.start_epoch} (step {run.step})")
 
-    train_model = model
-    if cfg.compile:
+
+def _wrap_for_training(run: Run) -> None:
+    """`run.train_model`: the model, compiled and/or in DDP as configured."""
+    train_model = run.model
+    if run.cfg.compile:
         train_model = torch.compile(train_model)
-    if info.distributed:
+    if run.info.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
         # Stages frozen by an unfreeze schedule get no gradients: DDP must be told to expect that.
-        train_model = DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda"
-                                              else None, find_unused_parameters=bool(cfg.unfreeze_schedule))
+        device = run.device
+        train_model = DistributedDataParallel(
+            train_model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=bool(run.cfg.unfreeze_schedule))
+    run.train_model = train_model
 
-    if info.is_main:
-        tqdm.write(f"training {cfg.model} ({num_parameters / 1e6:.2f} M parameters, {len(bands)} bands) on "
-                   f"{len(data.train_ids)} images ({data.trainset.memory_bytes() / 2**20:.0f} MiB in "
-                   f"{data.trainset.device.type} memory), validating on {len(data.val_ids)}; {hardware}, "
-                   f"{'bf16 autocast' if amp_dtype else 'fp32'}; recipe {recipe}", file=sys.stderr)
-        if backbone_note:
-            tqdm.write(backbone_note, file=sys.stderr)
 
-    stop_after = args.stop_after_epoch
-    epoch = start_epoch
-    for epoch in range(start_epoch, cfg.epochs):
-        if stop_after is not None and epoch >= stop_after:
-            break
-        if cfg.unfreeze_schedule:
-            from dstl.models.backbone import apply_unfreeze_schedule
+def _train_epoch(run: Run, epoch: int) -> dict:
+    """One epoch of optimiser steps on crops drawn from the epoch's seed; the metrics.csv row."""
+    cfg, info, device, trainset = run.cfg, run.info, run.device, run.data.trainset
+    if cfg.unfreeze_schedule:
+        from dstl.models.backbone import apply_unfreeze_schedule
 
-            apply_unfreeze_schedule(unwrap(model), epoch, cfg.unfreeze_schedule)
-        gen = torch.Generator(device=data.trainset.device)
-        gen.manual_seed(epoch_seed(cfg.seed, epoch))
-        train_model.train()
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        t0 = time.time()
-        bar = tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   dynamic_ncols=True, disable=not info.is_main)
-        for i in bar:
-            image, top, left, transform = data.trainset.sample_positions(cfg.batch_size, gen)
-            mine = [ddp.shard(t, info) for t in (image, top, left, transform)]
-            x, y = data.trainset.crops(*mine)
-            loss = train_step(train_model, x.to(device, non_blocking=True), y.to(device, non_blocking=True),
-                              loss_fn, optimizer, scheduler, amp_dtype, cfg.grad_clip)
-            step += 1
-            loss_sum += loss
-            if info.is_main and (i % 10 == 9 or i == cfg.steps_per_epoch - 1):
-                rate = (i + 1) * cfg.batch_size / max(time.time() - t0, 1e-9)
-                bar.set_postfix(loss=f"{loss_sum.item() / (i + 1):.4f}",
-                                lr=f"{scheduler.get_last_lr()[0]:.2e}", patches_s=f"{rate:.1f}")
-        bar.close()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_time = time.time() - t0
-        ddp.broadcast_buffers(unwrap(model), info)
-        if info.distributed:
-            torch.distributed.all_reduce(loss_sum)
-            loss_sum /= world
-        row = {"epoch": epoch + 1, "step": step, "lr": scheduler.get_last_lr()[0],
-               "train_loss": loss_sum.item() / cfg.steps_per_epoch,
-               "patches_per_s": cfg.steps_per_epoch * cfg.batch_size / train_time, "train_s": train_time}
+        apply_unfreeze_schedule(run.model, epoch, cfg.unfreeze_schedule)
+    gen = torch.Generator(device=trainset.device)
+    gen.manual_seed(epoch_seed(cfg.seed, epoch))
+    run.train_model.train()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    t0 = time.time()
+    bar = tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+               dynamic_ncols=True, disable=not info.is_main)
+    for i in bar:
+        image, top, left, transform = trainset.sample_positions(cfg.batch_size, gen)
+        x, y = trainset.crops(*[ddp.shard(t, info) for t in (image, top, left, transform)])
+        loss = train_step(run.train_model, x.to(device, non_blocking=True), y.to(device, non_blocking=True),
+                          run.loss_fn, run.optimizer, run.scheduler, run.amp_dtype, cfg.grad_clip)
+        run.step += 1
+        loss_sum += loss
+        if info.is_main and (i % 10 == 9 or i == cfg.steps_per_epoch - 1):
+            rate = (i + 1) * cfg.batch_size / max(time.time() - t0, 1e-9)
+            bar.set_postfix(loss=f"{loss_sum.item() / (i + 1):.4f}",
+                            lr=f"{run.scheduler.get_last_lr()[0]:.2e}", patches_s=f"{rate:.1f}")
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    train_time = time.time() - t0
+    ddp.broadcast_buffers(run.model, info)
+    if info.distributed:
+        torch.distributed.all_reduce(loss_sum)
+        loss_sum /= info.world_size
+    return {"epoch": epoch + 1, "step": run.step, "lr": run.scheduler.get_last_lr()[0],
+            "train_loss": loss_sum.item() / cfg.steps_per_epoch,
+            "patches_per_s": cfg.steps_per_epoch * cfg.batch_size / train_time, "train_s": train_time}
 
-        # Validation (rank 0; the others wait) and the kept weights.
-        last = epoch + 1 == cfg.epochs
-        if (epoch + 1) % cfg.val_every == 0 or last:
-            val = None
-            if info.is_main:
-                t1 = time.time()
-                polygons = last or ((epoch + 1) // cfg.val_every) % cfg.polygon_every == 0
-                val = run_validation(model, model_config(), bands, data.val_images, cfg, info,
-                                     polygons=polygons)
-                row.update(val.row())
-                row["val_s"] = time.time() - t1
-                metric = _metric(val)
-                if cfg.keep == "last" or best is None or metric > best["metric"]:
-                    best = {"epoch": epoch + 1, "metric": metric, "thresholds": val.thresholds,
-                            "scores": val.scores(),
-                            "state": {k: v.detach().to("cpu", copy=True) for k, v in
-                                      unwrap(model).state_dict().items()}}
-            row = ddp.broadcast_object(row, info)
-        history.append(row)
-        if info.is_main:
-            tqdm.write(_epoch_line(row), file=sys.stderr)
-            _write_reports(out_dir, history, best, cfg, plot="val_loss" in row)
-        # Checkpoint (RNG states of every rank gathered to rank 0).
-        rngs = ddp.all_gather_object(ckpt.get_rng_state(), info)
-        if info.is_main:
-            ckpt.save_checkpoint(ckpt_path, {
-                "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": step,
-                "history": history, "best": best, "config": cfg.to_dict(),
-                "split": {"train": data.train_ids, "val": data.val_ids}, "stats": stats.to_dict(),
-                "rng": rngs, "world_size": world, "elapsed_s": elapsed_before + time.time() - t_start,
-            })
-        ddp.barrier(info)
-    else:
-        epoch = cfg.epochs
 
-    completed = len(history)
-    fingerprint = ddp.assert_same_parameters(unwrap(model), info)
-    result = {"model": unwrap(model), "history": history, "completed_epochs": completed,
-              "fingerprint": fingerprint, "out": out_dir, "checkpoint": ckpt_path, "finished": False}
-    if completed < cfg.epochs:  # stopped early on request: the checkpoint is the product
-        if info.is_main:
-            tqdm.write(f"stopped after epoch {completed}/{cfg.epochs}; continue with --resume "
-                       f"(checkpoint {ckpt_path})", file=sys.stderr)
-        return result
+def _validate_epoch(run: Run, epoch: int, row: dict) -> dict:
+    """Rank 0: score the epoch on the validation images, keep its weights if they are the best; the
+    row with the validation columns."""
+    cfg = run.cfg
+    t1 = time.time()
+    last = epoch + 1 == cfg.epochs
+    polygons = last or ((epoch + 1) // cfg.val_every) % cfg.polygon_every == 0
+    val = run_validation(run.model, run.model_config(), run.bands, run.data.val_images, cfg, run.info,
+                         polygons=polygons)
+    row = {**row, **val.row(), "val_s": time.time() - t1}
+    metric = _metric(val)
+    if cfg.keep == "last" or run.best is None or metric > run.best["metric"]:
+        state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+        run.best = {"epoch": epoch + 1, "metric": metric, "thresholds": val.thresholds,
+                    "scores": val.scores(), "state": state}
+    return row
 
-    # Final weights.
-    if info.is_main:
-        final = _finish(args, cfg, recipe, command, hardware, model, model_config, bands, data, history, best,
-                        num_parameters, elapsed_before + time.time() - t_start, out_dir, info, start)
-        result.update(final)
-    ddp.barrier(info)
-    result["finished"] = True
-    return result
+
+def _save_checkpoint(run: Run, epoch: int) -> None:
+    """Atomic checkpoint after `epoch` (the RNG states of every rank gathered to rank 0)."""
+    rngs = ddp.all_gather_object(ckpt.get_rng_state(), run.info)
+    if not run.info.is_main:
+        return
+    data = run.data
+    ckpt.save_checkpoint(run.ckpt_path, {
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "epoch": epoch + 1, "step": run.step,
+        "history": run.history, "best": run.best, "config": run.cfg.to_dict(),
+        "split": {"train": data.train_ids, "val": data.val_ids}, "stats": data.trainset.stats.to_dict(),
+        "rng": rngs, "world_size": run.info.world_size, "elapsed_s": run.elapsed(),
+    })
 
 
 def _metric(val: ValResult) -> float:
@@ -665,64 +753,75 @@ def _check_resumable(state: dict, cfg: TrainConfig, data: Data, stats, path: Pat
                                    "resume with the same --data")
 
 
-def _finish(args, cfg, recipe, command, hardware, model, model_config, bands, data, history, best,
-            num_parameters, duration, out_dir: Path, info, start=None) -> dict:
-    """Write the kept weights (Hub layout) with their card, the reports; push if asked.
-
-    `start`: the LoadedModel the run was initialised from (cfg.init_weights), recorded in the config."""
+def _finish(run: Run) -> dict:
+    """Rank 0, after the last epoch: the kept weights in Hub layout (config, safetensors, model card)
+    beside metrics.csv and curves.png, scored on --holdout if given, pushed if asked."""
     from dstl.models import push_to_hub, save_pretrained
 
-    module = unwrap(model)
-    if cfg.keep == "best" and best is not None:
-        module.load_state_dict(best["state"])
+    cfg, best, data = run.cfg, run.best, run.data
+    module = _kept_module(run)
     thresholds = best["thresholds"] if best else [0.5] * NUM_CLASSES
-    kept_epoch = best["epoch"] if best else len(history)
-    module = module.float().to("cpu", memory_format=torch.contiguous_format).eval()
+    kept_epoch = best["epoch"] if best else len(run.history)
     if best is not None and best["scores"].get("jaccard_mean") is None and data.val_images:
         # The kept epoch's validation skipped polygons (polygon_every): score them now.
-        val = run_validation(module, model_config(thresholds), bands, data.val_images, cfg, info,
+        val = run_validation(module, run.model_config(thresholds), run.bands, data.val_images, cfg, run.info,
                              thresholds=list(thresholds))
         best["scores"] = val.scores()  # same model and thresholds: the same pixel IoU, plus polygons
     holdout = None
-    if args.holdout:
-        holdout = _score_holdout(args.holdout, module, model_config(thresholds), bands, cfg, info)
-    band_word = "20-band" if len(bands) == 20 else "RGB-only"
-    training = {
-        "data": data.description,
-        "synthetic": data.synthetic,
-        "dataset": str(args.data),
-        "train_ids": data.train_ids,
-        "val_ids": data.val_ids,
-        "recipe": recipe,
-        "seed": cfg.seed,
-        "epochs": len(history),
-        "kept_epoch": kept_epoch,
-        "hardware": hardware,
-        "duration_min": round(duration / 60, 1),
-        "command": command,
-        **({"init_weights": {"source": cfg.init_weights, "description": start.source,
-                             "command": (start.config.training or {}).get("command")}} if start else {}),
-        "metrics": {"validation": best["scores"] if best else None,
-                    "holdout": holdout["scores"] if holdout else None},
-        "limitations": report.limitations(data.synthetic, len(data.train_ids) + len(data.val_ids),
-                                          len(data.val_ids), band_word),
-    }
-    mc = model_config(thresholds, training)
+    if run.args.holdout:
+        holdout = _score_holdout(run.args.holdout, module, run.model_config(thresholds), run.bands, cfg,
+                                 run.info)
+    val_scores = best["scores"] if best else None
+    mc = run.model_config(thresholds, _training_record(run, kept_epoch, val_scores, holdout))
     mc.extra = {"train_config": cfg.to_dict()}
     notes = report.card_notes(
-        synthetic=data.synthetic, train_ids=data.train_ids,
-        val_ids=data.val_ids, recipe=recipe, config=cfg.to_dict(), kept_epoch=kept_epoch,
-        epochs_run=len(history), thresholds=thresholds, val_scores=best["scores"] if best else None,
-        holdout=holdout)
-    save_pretrained(module, mc, out_dir, notes=notes)  # beside metrics.csv and curves.png
-    tqdm.write(f"wrote {out_dir} ({num_parameters / 1e6:.2f} M parameters, kept epoch {kept_epoch})",
-               file=sys.stderr)
+        synthetic=data.synthetic, train_ids=data.train_ids, val_ids=data.val_ids, recipe=run.recipe,
+        config=cfg.to_dict(), kept_epoch=kept_epoch, epochs_run=len(run.history), thresholds=thresholds,
+        val_scores=val_scores, holdout=holdout)
+    save_pretrained(module, mc, run.out_dir, notes=notes)  # beside metrics.csv and curves.png
+    run.log(f"wrote {run.out_dir} ({run.num_parameters / 1e6:.2f} M parameters, kept epoch {kept_epoch})")
     pushed = None
-    if args.push_to_hub:
-        pushed = push_to_hub(out_dir, args.push_to_hub, token=check_push_target(args.push_to_hub))
-        tqdm.write(f"pushed {out_dir} to {args.push_to_hub}: {pushed}", file=sys.stderr)
+    if run.args.push_to_hub:
+        repo = run.args.push_to_hub
+        pushed = push_to_hub(run.out_dir, repo, token=check_push_target(repo))
+        run.log(f"pushed {run.out_dir} to {repo}: {pushed}")
     return {"thresholds": thresholds, "kept_epoch": kept_epoch, "holdout": holdout, "pushed": pushed,
-            "val_scores": best["scores"] if best else None}
+            "val_scores": val_scores}
+
+
+def _kept_module(run: Run) -> torch.nn.Module:
+    """The model with the kept epoch's weights (cfg.keep), in float32 on the CPU, in eval mode."""
+    module = unwrap_module(run.model)
+    if run.cfg.keep == "best" and run.best is not None:
+        module.load_state_dict(run.best["state"])
+    return module.float().to("cpu", memory_format=torch.contiguous_format).eval()
+
+
+def _training_record(run: Run, kept_epoch: int, val_scores: dict | None, holdout: dict | None) -> dict:
+    """config.json's `training` entry: data, split, recipe, command, hardware, metrics, limitations."""
+    data, start = run.data, run.start
+    band_word = "20-band" if len(run.bands) == 20 else "RGB-only"
+    record = {
+        "data": data.description,
+        "synthetic": data.synthetic,
+        "dataset": str(run.args.data),
+        "train_ids": data.train_ids,
+        "val_ids": data.val_ids,
+        "recipe": run.recipe,
+        "seed": run.cfg.seed,
+        "epochs": len(run.history),
+        "kept_epoch": kept_epoch,
+        "hardware": run.hardware,
+        "duration_min": round(run.elapsed() / 60, 1),
+        "command": run.command,
+    }
+    if start is not None:
+        record["init_weights"] = {"source": run.cfg.init_weights, "description": start.source,
+                                  "command": (start.config.training or {}).get("command")}
+    record["metrics"] = {"validation": val_scores, "holdout": holdout["scores"] if holdout else None}
+    record["limitations"] = report.limitations(data.synthetic, len(data.train_ids) + len(data.val_ids),
+                                               len(data.val_ids), band_word)
+    return record
 
 
 def _score_holdout(root, module, mc: ModelConfig, bands, cfg, info) -> dict:

@@ -166,13 +166,32 @@ def test_push_to_hub_refuses_without_a_token_before_training(data, tmp_path, mon
 @pytest.mark.parametrize("extra, message", [
     (["--set", "nonsense=1"], "unknown key 'nonsense'"),
     (["--recipe", "nope"], "unknown recipe 'nope'"),
-    (["--crop-size", "128"], "smaller than crop_size 128"),
+    (["--crop-size", "128"], "(and 1 more) is 97 x 90 px, smaller than crop_size 128; use --crop-size 64 "
+                             "(the largest UNet crop the smallest training image allows)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(data, tmp_path, capsys, extra, message):
     rc = cli(_args(data, tmp_path / "w", tmp_path / "c.pt") + extra)
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("error: ") and message in err[-1]
     assert not (tmp_path / "w" / "model.safetensors").exists()
+
+
+def test_an_image_below_the_smallest_crop_is_refused_with_a_hint_that_works(make_dstl_folder, tmp_path,
+                                                                             capsys):
+    """Lowering crop_size cannot help a 50 x 45 px image (UNet trains on 64 px or more): the message says
+    what can, and following it trains."""
+    data = make_dstl_folder(tmp_path / "data", sizes={"9001_0_0": (96, 100), "9001_1_2": (97, 90),
+                                                      "9002_3_4": (50, 45)},
+                            labelled=["9001_0_0", "9001_1_2", "9002_3_4"])
+    args = _args(data, tmp_path / "w", tmp_path / "c.pt", "--epochs", "1", "--steps-per-epoch", "1")
+    assert cli([*args, "--set", 'val_ids=["9001_1_2"]']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("error: training image 9002_3_4 is 50 x 45 px, smaller than crop_size 64 and than the "
+                       "smallest crop UNet trains on (64 px); validate on it instead "
+                       "(--set 'val_ids=[\"9002_3_4\"]'; validation takes whole images of any size), "
+                       "or train on larger images")
+    res = main([*args, "--set", 'val_ids=["9002_3_4"]'])
+    assert res["finished"] and (tmp_path / "w" / "model.safetensors").is_file()
 
 
 def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):
