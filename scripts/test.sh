@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
 .venv/bin/ruff check .
 
-# The wheel, built in an isolated environment from pyproject.toml alone (as `pip install .` does).
-rm -rf build/wheel .venv-wheel
+# The wheel, built in an isolated environment from pyproject.toml alone (as `pip install .` does);
+# build/ goes first: setuptools would otherwise pack stale files left in build/lib by an earlier build.
+rm -rf build .venv-wheel
 .venv/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps -w build/wheel .
 # A fresh, light venv: the wheel only; its dependencies come from .venv (a .pth line), and the
 # checkout's root is appended AFTER them so that `tests` (helpers) and app.py are importable
