@@ -6,7 +6,11 @@
     python train/train.py ... --resume                 # continue from the run's checkpoint
     python train/train.py ... --push-to-hub owner/name # publish the weights folder (HF_TOKEN)
 
+`python train/train.py` is a shim that calls `cli` here; once the package is installed the same
+command is `dstl-train ...`.
+
 What happens, top to bottom:
+0. Checks: the options are checked against the model before any work (dstl/train/checks.py).
 1. Configuration: defaults (dstl/train/config.py) <- recipe file <- --set key=value <- explicit flags.
 2. Data: labelled images split by image (class-balanced, reproducible); the training images go
    into memory (GPU memory when training on CUDA) with normalisation statistics computed from
@@ -15,6 +19,7 @@ What happens, top to bottom:
    where they pay, optional torch.compile, gradient clipping, DDP under torchrun.
 4. Every epoch: validation on whole images through dstl.engine, per-class thresholds tuned,
    metrics.csv + curves.png beside the weights, an atomic checkpoint (dstl/train/checkpoint.py).
+   The run's state between epochs is one `Run` (config, data, model, optimiser, progress).
 5. At the end: the kept weights in Hub layout (config.json with bands, normalisation, thresholds
    and training metadata; model.safetensors; README.md model card), optionally pushed to the Hub.
 """
