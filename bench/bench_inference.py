@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_inference.py                      # full scene, 3 runs (long)
     .venv/bin/python bench/bench_inference.py --size 640x800 --runs 1 --precision int8  # smoke test
-    .venv/bin/python bench/bench_inference.py --weights-dir weights/unet-20band --tile 256 --overlap 64
+    .venv/bin/python bench/bench_inference.py --weights-dir dstl/weights/unet-20band --tile 256 --overlap 64
     .venv/bin/python bench/bench_inference.py --emulate-avx2 ...   # as on an AVX2-only CPU
 
 `--weights-dir` benchmarks trained weights (a Hub-layout folder, e.g. the bundled width-16 UNet)
@@ -393,7 +393,8 @@ def main(argv=None) -> dict:
                     help=f"comma-separated subset of {','.join(CONFIGS)}")
     ap.add_argument("--precision", default="auto", help="precision of the 'engine' configuration")
     ap.add_argument("--weights-dir", default=None,
-                    help="benchmark trained weights from this Hub-layout folder (e.g. weights/unet-20band; "
+                    help="benchmark trained weights from this Hub-layout folder "
+                         "(e.g. dstl/weights/unet-20band; "
                          "its own normalisation, no head fitting) instead of the default-size random UNet")
     ap.add_argument("--emulate-avx2", action="store_true",
                     help="run everything with ISA caps that imitate an AVX2-only CPU (bench/isa_caps.py)")

@@ -4,7 +4,7 @@ Times `train.train.train_step` (forward, loss, backward, gradient clipping, Adam
 batches drawn by the real in-memory sampler (`train.data.TrainSet`: crops, rare-class
 oversampling, dihedral transforms, normalisation) from random 20-band images, for:
 
-- the bundled recipe's model size (train/recipes/unet_synth_quick.toml: width, crop, batch), and
+- the bundled recipe's model size (dstl/train/recipes/unet_synth_quick.toml: width, crop, batch), and
 - the default UNet (base width 32, the original ~31 M parameters) on 224 x 224 crops,
 
 each in fp32 (contiguous), fp32 + channels_last and bf16 autocast + channels_last. After warm-up
@@ -38,10 +38,10 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from dstl.bands import ALL_BANDS  # noqa: E402
-from train.config import apply_overrides, load_recipe  # noqa: E402
-from train.data import TrainSet  # noqa: E402
-from train.losses import SegmentationLoss  # noqa: E402
-from train.train import build_model, cpu_has_native_bf16, make_optimizer, make_scheduler, train_step  # noqa: E402
+from dstl.train.config import apply_overrides, load_recipe  # noqa: E402
+from dstl.train.data import TrainSet  # noqa: E402
+from dstl.train.losses import SegmentationLoss  # noqa: E402
+from dstl.train.train import build_model, cpu_has_native_bf16, make_optimizer, make_scheduler, train_step  # noqa: E402
 
 MODES = {  # name -> (autocast dtype, channels_last)
     "fp32": (None, False),

@@ -9,7 +9,7 @@ scenes (checked: same image ids):
 
     python bench/pixel_baseline.py --train 8 --holdout 8 --size 1024x1024 --json out/pixel_baseline.json
     python bench/bundled_weights.py --holdout data/synth-holdout --baseline out/pixel_baseline.json \
-        --weights weights/unet-20band weights/unet-rgb --json out/bundled_weights.json
+        --weights unet-20band unet-rgb --json out/bundled_weights.json
 
 Prints a Markdown table (per class: baseline, each model, and the first two models' difference)
 and writes every figure as JSON.

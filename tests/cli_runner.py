@@ -3,18 +3,30 @@
 Not a test module: the tests under tests/cli/ and tests/synthetic/ import it.
 """
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import dstl
+
 REPO = Path(__file__).resolve().parents[1]
+#: The folder holding the `dstl` package this test run imports: the checkout, or the site-packages
+#: of the installed wheel when the suite runs as CI runs it (scripts/test.sh).
+PACKAGE_ROOT = Path(dstl.__file__).resolve().parents[1]
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    """The environment for a Python subprocess that must import the same `dstl` as the tests do
+    (PYTHONPATH = `PACKAGE_ROOT`, whatever the subprocess's working directory), plus `extra`."""
+    return {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT), **extra}
 
 
 def dstl(*args) -> subprocess.CompletedProcess:
     """Run `python -m dstl ARGS` in the repository; stdout/stderr decoded with their \\r kept."""
     res = subprocess.run([sys.executable, "-m", "dstl", *map(str, args)], cwd=REPO,
-                         capture_output=True, timeout=300)
+                         env=python_env(), capture_output=True, timeout=300)
     res.stdout, res.stderr = res.stdout.decode(), res.stderr.decode()  # (text=True turns \r into \n)
     return res
 

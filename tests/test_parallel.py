@@ -1,7 +1,6 @@
 """dstl.parallel: sharding, torchrun's environment, and failure propagation across real ranks."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ import torch
 
 from dstl.errors import DataError, DstlError
 from dstl.parallel import Group, RankFailed, distributed, env_ranks, shard_ids
+from tests.cli_runner import python_env
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -136,7 +136,7 @@ def torchrun_command(nproc: int) -> list[str]:
 def test_real_torchrun_ranks_share_failures(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env = python_env(OMP_NUM_THREADS="1")
     proc = subprocess.run(torchrun_command(2) + [str(script), str(tmp_path)], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

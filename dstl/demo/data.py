@@ -16,13 +16,15 @@ from pathlib import Path
 
 from dstl.errors import DataError
 from dstl.models.hub import parse_repo_id
+from dstl.resources import checkout_root
 
 __all__ = ["DEMO_SPEC", "default_data_dir", "ensure_demo_dataset", "resolve_data"]
 
 #: The bundled demo set: labelled and unlabelled synthetic scenes, their size and seed.
 DEMO_SPEC = {"n_train": 4, "n_test": 2, "size": (512, 512), "seed": 777}
 
-_REPO = Path(__file__).resolve().parents[2]
+#: The source checkout dstl runs from (None for an installed wheel: the demo set then goes to the cache).
+_REPO = checkout_root()
 
 
 def _writable(folder: Path) -> bool:
@@ -33,10 +35,11 @@ def _writable(folder: Path) -> bool:
 
 
 def default_data_dir() -> Path:
-    """data/synthetic-demo in the repository if writable, else ~/.cache/dstl/synthetic-demo."""
-    local = _REPO / "data" / "synthetic-demo"
-    if (local / "grid_sizes.csv").is_file() or _writable(local.parent):
-        return local
+    """data/synthetic-demo in the source checkout if writable, else ~/.cache/dstl/synthetic-demo."""
+    if _REPO is not None:
+        local = _REPO / "data" / "synthetic-demo"
+        if (local / "grid_sizes.csv").is_file() or _writable(local.parent):
+            return local
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dstl" / "synthetic-demo"
     return cache
 

@@ -1,6 +1,6 @@
 """Weights in Hugging Face Hub layout: save, resolve, strictly load, push.
 
-A weights folder (local, bundled under ``<repo>/weights/<name>``, or a Hub model repo) holds:
+A weights folder (local, bundled under ``dstl/weights/<name>``, or a Hub model repo) holds:
 
     config.json         `dstl.models.config.ModelConfig.to_dict()`: architecture and constructor
                         arguments, bands, normalisation, classes, thresholds, tile size, training
@@ -42,9 +42,10 @@ from dstl.models.backbone import default_bands
 from dstl.models.card import model_card
 from dstl.models.config import ARCHITECTURES, CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, ModelConfig
 from dstl.normalization import BandStats
+from dstl.resources import package_path
 
-#: The bundled weights live here, one Hub-layout folder per name.
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "weights"
+#: The bundled weights live here (package data: ``dstl/weights/<name>``), one Hub-layout folder per name.
+BUNDLED_DIR = package_path("weights")
 #: The bundled weights `load_model(None)` uses.
 DEFAULT_WEIGHTS = "unet-20band"
 
@@ -126,7 +127,8 @@ def _check_consistent(module: nn.Module, config: ModelConfig, where: str) -> Non
 
 
 def tensor_digest(state: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over names, dtypes, shapes and raw bytes of every tensor (sorted by name)."""
+    """SHA-256 over names, dtypes, shapes and raw bytes of every tensor (sorted by name): equal iff the
+    state dicts are bit for bit identical. Stored in model.safetensors; also the DDP rank fingerprint."""
     h = hashlib.sha256()
     for k in sorted(state):
         t = state[k].detach().cpu().contiguous()
@@ -362,7 +364,7 @@ def _bundled(name: str, is_default: bool) -> ResolvedSource:
     rel = f"weights/{name}"
     if (folder / CONFIG_FILE).is_file():
         return ResolvedSource(folder, f"bundled {rel}", "bundled")
-    how = (f"train them with `python train/train.py --data DATA --model unet --out {rel}`, or pass a "
+    how = (f"train them with `python train/train.py --data DATA --model unet --out {folder}`, or pass a "
            "weights folder or a Hub repo id (owner/name[@revision])")
     if is_default:
         raise WeightsError(f"no trained bundled weights exist yet ({rel} is missing); {how}")

@@ -3,7 +3,6 @@ under a real `torchrun --nproc_per_node=2` (gloo on CPU)."""
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from dstl.cli import main
 from dstl.cli.submit import merge_partials, partial_path
 from dstl.errors import DataError, DstlError
 from dstl.labels import WKT_HEADER, write_wkt_csv
-from tests.cli_runner import assert_error_on_its_own_line, dstl
+from tests.cli_runner import assert_error_on_its_own_line, dstl, python_env
 
 ROOT = Path(__file__).resolve().parents[2]
 #: 3-band sizes: two labelled images, then four test images (sample_submission.csv in this order).
@@ -175,7 +174,7 @@ def test_merge_partials(tmp_path):
 def torchrun(nproc: int, *args, cwd=ROOT) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("torchrun")
     launcher = [str(exe)] if exe.is_file() else [sys.executable, "-m", "torch.distributed.run"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = python_env(OMP_NUM_THREADS="1")
     return subprocess.run(launcher + ["--standalone", f"--nproc_per_node={nproc}", "-m", "dstl", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 

@@ -1,8 +1,8 @@
-"""The weights shipped in weights/: they load strictly, say they are synthetic, and the figures the
+"""The weights shipped in dstl/weights/: they load strictly, say they are synthetic, and the figures the
 README and BENCHMARKS.md quote are the ones recorded in their configs.
 
 The scores themselves were measured when the weights were trained (held-out synthetic scenes,
-`train/train.py --holdout`); `bench/bundled_weights.py` re-measures them through the CLI's inference
+`python train/train.py --holdout`); `bench/bundled_weights.py` re-measures them through the CLI's inference
 path. These tests keep the documents honest when the weights change.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dstl.bands import ALL_BANDS, RGB_BANDS
-from dstl.models import list_bundled, load_model
+from dstl.models import BUNDLED_DIR, list_bundled, load_model
 
 REPO = Path(__file__).resolve().parents[2]
 SPECTRAL_CLASSES = (5, 6, 7, 8)  # trees, crops, waterway, standing water: told apart by their spectra
@@ -37,7 +37,7 @@ def test_both_models_are_bundled_and_load_strictly(bundled):
 def test_cards_say_the_training_data_was_synthetic(bundled, name):
     training = bundled[name].config.training
     assert training["synthetic"] is True
-    card = (REPO / "weights" / name / "README.md").read_text()
+    card = (BUNDLED_DIR / name / "README.md").read_text()
     assert "Trained on SYNTHETIC data" in card
     assert training["command"].startswith("python train/train.py")
     assert f"{holdout(bundled[name])['jaccard_mean']:.3f}" in card

@@ -16,7 +16,7 @@ import yaml
 from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
 
-from dstl.models import UNet, config_for, load_model, save_pretrained
+from dstl.models import BUNDLED_DIR, UNet, config_for, load_model, save_pretrained
 from dstl.models.card import DEFAULT_LICENSE, SYNTHETIC_DATASET, card_notes, model_card
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def check_model_index(meta: dict) -> None:
 
 @pytest.mark.parametrize("name", ["unet-20band", "unet-rgb"])
 def test_bundled_cards_carry_hub_metadata_with_the_recorded_held_out_scores(name):
-    card = ModelCard.load(REPO / "weights" / name / "README.md")  # parses and validates the metadata
+    card = ModelCard.load(BUNDLED_DIR / name / "README.md")  # parses and validates the metadata
     data = card.data
     training = load_model(name).config.training
     holdout = training["metrics"]["holdout"]
@@ -59,7 +59,7 @@ def test_bundled_cards_carry_hub_metadata_with_the_recorded_held_out_scores(name
     values = {r.metric_type: r.metric_value for r in data.eval_results}
     assert values == {"jaccard": round(holdout["jaccard_mean"], 3), "mean_iou": round(holdout["iou_mean"], 3)}
     assert {r.dataset_split for r in data.eval_results} == {"holdout"}
-    meta = front_matter((REPO / "weights" / name / "README.md").read_text())
+    meta = front_matter((BUNDLED_DIR / name / "README.md").read_text())
     check_model_index(meta)
     # The model-index round trip through huggingface_hub's own converters is lossless.
     model_name, results = model_index_to_eval_results(meta["model-index"])

@@ -31,9 +31,8 @@ from dstl.models import (
     save_pretrained,
 )
 from dstl.normalization import BandStats
+from tests.cli_runner import PACKAGE_ROOT
 from tests.hub_cache import COMMIT_A, COMMIT_B, HubCache, folder_files
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_unet(seed: int, in_channels: int = 20) -> UNet:
@@ -407,7 +406,7 @@ def test_real_environment_variables_in_a_fresh_process(tmp_path):
         "print(m.source)\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "cache"),
-           "HF_ENDPOINT": "http://127.0.0.1:9", "PYTHONPATH": str(REPO_ROOT)}
+           "HF_ENDPOINT": "http://127.0.0.1:9", "PYTHONPATH": str(PACKAGE_ROOT)}
     env.pop("HF_HOME", None)
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr

@@ -1,4 +1,4 @@
-"""train/checkpoint.py: atomic writes, corrupt/missing files, RNG state round trip."""
+"""dstl/train/checkpoint.py: atomic writes, corrupt/missing files, RNG state round trip."""
 
 import random
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from train import checkpoint as ckpt
+from dstl.train import checkpoint as ckpt
 
 
 def _state(v: float) -> dict:

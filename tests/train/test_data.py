@@ -1,4 +1,4 @@
-"""train/data.py: the split by image, the in-memory training set, crops and augmentation."""
+"""dstl/train/data.py: the split by image, the in-memory training set, crops and augmentation."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 from dstl.engine import dihedral, dihedral_inverse
 from dstl.errors import DataError
-from train.data import STORE_SCALE, TrainSet, class_fractions, split_ids, split_score
+from dstl.train.data import STORE_SCALE, TrainSet, class_fractions, split_ids, split_score
 
 BANDS = ("R", "G", "B")
 

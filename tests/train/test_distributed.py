@@ -1,7 +1,6 @@
-"""train/distributed.py: sharding, fingerprints, and real `torchrun --nproc_per_node=2` (gloo) training."""
+"""dstl/train/distributed.py: sharding, fingerprints, real `torchrun --nproc_per_node=2` (gloo) training."""
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +9,14 @@ import pytest
 import torch
 
 from dstl.models import load_model
-from train import distributed as ddp
+from dstl.train import distributed as ddp
+from tests.cli_runner import python_env
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = """
 import os, sys
 from pathlib import Path
-from train.train import main
+from dstl.train.train import main
 result = main(sys.argv[1:])
 # The test's own record of what each rank holds (the training script itself writes only on rank 0).
 Path(os.environ["FINGERPRINT_DIR"], "rank" + os.environ["RANK"] + ".txt").write_text(result["fingerprint"])
@@ -63,7 +63,7 @@ def test_torchrun_two_cpu_processes_hold_identical_parameters(make_dstl_folder, 
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
     out = tmp_path / "w"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "FINGERPRINT_DIR": str(tmp_path)}
+    env = python_env(OMP_NUM_THREADS="1", FINGERPRINT_DIR=str(tmp_path))
     args = ["--data", str(data), "--out", str(out), "--checkpoint", str(tmp_path / "c.pt"),
             "--model", "unet", "--set", "model_args.base_width=4", "--crop-size", "64",
             "--set", "tile_size=64",

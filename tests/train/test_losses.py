@@ -1,10 +1,10 @@
-"""train/losses.py: numerically stable losses on logits, overlap terms, class weights."""
+"""dstl/train/losses.py: numerically stable losses on logits, overlap terms, class weights."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from train.losses import SegmentationLoss, bce_per_class, soft_dice_per_class, soft_jaccard_per_class
+from dstl.train.losses import SegmentationLoss, bce_per_class, soft_dice_per_class, soft_jaccard_per_class
 
 
 def _target(seed=0, shape=(2, 10, 16, 16)):

@@ -1,11 +1,11 @@
-"""train/report.py: metrics.csv, curves.png, model card notes."""
+"""dstl/train/report.py: metrics.csv, curves.png, model card notes."""
 
 import csv
 
 from PIL import Image
 
-from train.config import TrainConfig
-from train.report import card_notes, limitations, plot_curves, scores_table, write_metrics_csv
+from dstl.train.config import TrainConfig
+from dstl.train.report import card_notes, limitations, plot_curves, scores_table, write_metrics_csv
 
 HISTORY = [
     {"epoch": 1, "train_loss": 1.5, "lr": 1e-3},

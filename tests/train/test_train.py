@@ -1,8 +1,7 @@
-"""train/train.py end to end on tiny DSTL-layout folders: loss, weights, resume, errors, push refusal."""
+"""dstl/train/train.py end to end on tiny DSTL-layout folders: loss, weights, resume, errors, push refusal."""
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,9 +16,9 @@ from dstl.bands import ALL_BANDS
 from dstl.dataset import DstlDataset
 from dstl.engine import predict_scene
 from dstl.models import load_model
-from tests.cli_runner import assert_error_on_its_own_line
-from train.checkpoint import load_checkpoint
-from train.train import cli, main
+from dstl.train.checkpoint import load_checkpoint
+from dstl.train.train import cli, main
+from tests.cli_runner import assert_error_on_its_own_line, python_env
 
 REPO = Path(__file__).resolve().parents[2]
 SIZES = {"9001_0_0": (96, 100), "9001_1_2": (97, 90), "9002_3_4": (100, 96), "9003_0_1": (64, 64)}
@@ -167,7 +166,8 @@ def test_push_to_hub_refuses_without_a_token_before_training(data, tmp_path, mon
 @pytest.mark.parametrize("extra, message", [
     (["--set", "nonsense=1"], "unknown key 'nonsense'"),
     (["--recipe", "nope"], "unknown recipe 'nope'"),
-    (["--crop-size", "128"], "smaller than crop_size 128"),
+    (["--crop-size", "128"], "(and 1 more) is 97 x 90 px, smaller than crop_size 128; use --crop-size 64 "
+                             "(the largest UNet crop the smallest training image allows)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(data, tmp_path, capsys, extra, message):
     rc = cli(_args(data, tmp_path / "w", tmp_path / "c.pt") + extra)
@@ -176,13 +176,31 @@ def test_bad_input_is_one_line_and_exit_2(data, tmp_path, capsys, extra, message
     assert not (tmp_path / "w" / "model.safetensors").exists()
 
 
+def test_an_image_below_the_smallest_crop_is_refused_with_a_hint_that_works(make_dstl_folder, tmp_path,
+                                                                             capsys):
+    """Lowering crop_size cannot help a 50 x 45 px image (UNet trains on 64 px or more): the message says
+    what can, and following it trains."""
+    data = make_dstl_folder(tmp_path / "data", sizes={"9001_0_0": (96, 100), "9001_1_2": (97, 90),
+                                                      "9002_3_4": (50, 45)},
+                            labelled=["9001_0_0", "9001_1_2", "9002_3_4"])
+    args = _args(data, tmp_path / "w", tmp_path / "c.pt", "--epochs", "1", "--steps-per-epoch", "1")
+    assert cli([*args, "--set", 'val_ids=["9001_1_2"]']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("error: training image 9002_3_4 is 50 x 45 px, smaller than crop_size 64 and than the "
+                       "smallest crop UNet trains on (64 px); validate on it instead "
+                       "(--set 'val_ids=[\"9002_3_4\"]'; validation takes whole images of any size), "
+                       "or train on larger images")
+    res = main([*args, "--set", 'val_ids=["9002_3_4"]'])
+    assert res["finished"] and (tmp_path / "w" / "model.safetensors").is_file()
+
+
 def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):
     assert cli(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "w"), "--model", "unet"]) == 2
     assert "dataset folder not found" in capsys.readouterr().err
 
 
 def _script(*args, **kw):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = python_env(OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, str(REPO / "train" / "train.py"), *args], capture_output=True,
                           text=True, cwd=kw.get("cwd", REPO), env=env, timeout=kw.get("timeout", 300))
 
@@ -200,7 +218,7 @@ def test_the_script_runs_as_documented(tmp_path):
 def test_killing_the_process_and_resuming_matches_the_uninterrupted_run(data, tmp_path):
     args = _args(data, tmp_path / "killed", tmp_path / "killed.pt")
     args[args.index("--epochs") + 1] = "4"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = python_env(OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, str(REPO / "train" / "train.py"), *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -253,8 +271,8 @@ def test_head_bias_starts_at_the_class_prior():
     import numpy as np
 
     from dstl.models import UNet
-    from train.config import ConfigError
-    from train.train import init_head_bias
+    from dstl.train.config import ConfigError
+    from dstl.train.train import init_head_bias
 
     model = UNet(in_channels=3, base_width=4)
     freq = np.array([0.5, 0.1, 0.0, 1.0, 0.01, 0.2, 0.3, 0.02, 0.001, 0.05])
@@ -275,7 +293,7 @@ def test_an_error_while_loading_images_starts_its_own_line(data, tmp_path, forge
             path.write_bytes(path.read_bytes()[:-40])  # header intact: found when the pixels are read
         else:
             forge_tiff_header(data / "sixteen_band" / f"{image_id}_M.tif", (8, 1, 1))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = python_env(OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, str(REPO / "train" / "train.py"),
                           *_args(data, tmp_path / "w", tmp_path / "c.pt")],
                          capture_output=True, cwd=REPO, env=env, timeout=300)

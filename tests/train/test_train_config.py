@@ -1,10 +1,10 @@
-"""train/config.py: defaults, recipe files, overrides; unknown keys and bad values rejected."""
+"""dstl/train/config.py: defaults, recipe files, overrides; unknown keys and bad values rejected."""
 
 import argparse
 
 import pytest
 
-from train.config import (
+from dstl.train.config import (
     ConfigError,
     TrainConfig,
     apply_overrides,
@@ -13,7 +13,7 @@ from train.config import (
     parse_set_args,
     recipe_description,
 )
-from train.train import build_parser, resolve_config
+from dstl.train.train import build_parser, resolve_config
 
 
 def test_the_recipes_exist_and_validate():

@@ -1,10 +1,10 @@
-"""train/validate.py: threshold tuning from histograms, whole-image validation scores."""
+"""dstl/train/validate.py: threshold tuning from histograms, whole-image validation scores."""
 
 import numpy as np
 import pytest
 
 from dstl.dataset import DstlDataset
-from train.validate import ThresholdTuner, ValImage, validate
+from dstl.train.validate import ThresholdTuner, ValImage, validate
 
 
 def test_histogram_iou_equals_direct_computation():

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from dstl.models.hub import tensor_digest, unwrap_module
 from dstl.parallel import Group, env_ranks
 
 
@@ -107,14 +108,9 @@ def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
 
 
 def parameter_fingerprint(module: torch.nn.Module) -> str:
-    """A hash of every parameter and buffer, bit for bit (equal iff identical)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).numpy().tobytes())
-    return h.hexdigest()
+    """A hash of every parameter and buffer, bit for bit (equal iff identical): the weights files'
+    own digest (`dstl.models.hub.tensor_digest`) of the module's state dict."""
+    return tensor_digest(unwrap_module(module).state_dict())
 
 
 def assert_same_parameters(module: torch.nn.Module, info: DistInfo) -> str:

@@ -1,7 +1,7 @@
 """Training configuration: every default in one place, recipe files, command-line overrides.
 
 A run is described by one `TrainConfig`. Its defaults below are the real-data UNet recipe for a
-single CUDA GPU; a recipe file (train/recipes/<name>.toml, or any path) changes some of them, and
+single CUDA GPU; a recipe file (dstl/train/recipes/<name>.toml, or any path) changes some of them, and
 `--set key=value` (or an explicit flag such as `--epochs`) changes them again. Unknown keys and
 values of the wrong type are rejected with a one-line `ConfigError`, so a typo never silently
 trains with a default.
@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from dstl.errors import DstlError
+from dstl.resources import package_path
 
-RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+#: The bundled recipes (package data).
+RECIPE_DIR = package_path("train", "recipes")
 
 ARCHITECTURES = ("unet", "res50unet")
 BAND_SETS = ("all", "rgb")
@@ -322,7 +324,7 @@ def list_recipes() -> list[str]:
 
 
 def resolve_recipe(name_or_path: str) -> Path:
-    """A recipe name (train/recipes/<name>.toml) or a path to a .toml file."""
+    """A recipe name (dstl/train/recipes/<name>.toml) or a path to a .toml file."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():

@@ -12,7 +12,7 @@ unions) and staying defined for crops where a class is absent.
 import torch
 import torch.nn.functional as F
 
-from train.config import LOSSES
+from dstl.train.config import LOSSES
 
 #: Added to numerator and denominator of the overlap ratios so that a class absent from both
 #: prediction and target scores 1 (loss 0) instead of 0/0.

@@ -1,1 +1,0 @@
-"""Training of the dstl models: `python train/train.py --help` (see train.py)."""
