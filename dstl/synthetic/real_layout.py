@@ -32,6 +32,7 @@ the image's own.
 
 from __future__ import annotations
 
+import copy
 import os
 import zlib
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import shapely
+from shapely.errors import GEOSException
 from shapely.geometry import MultiPolygon, box
 from shapely.geometry.base import BaseGeometry
 
@@ -67,6 +69,7 @@ from dstl.synthetic.layout import (
 from dstl.synthetic.looks import TEXTURE_CROWNS, TEXTURE_NOISE, TEXTURE_PATCHES, Look, _mat
 from dstl.synthetic.render import ProductGeometry, render_products
 from dstl.synthetic.shapes import PX_PER_M
+from dstl.synthetic.spectra import CALIBRATED_REFLECTANCE
 from dstl.tiff import read_tiff_shape
 
 __all__ = ["RealSource", "RealLayout", "ID_PREFIX", "real_layout_id", "list_real_ids", "load_real_source",
@@ -154,6 +157,7 @@ class RealLayout(Layout):
     def __init__(self, *args, px_per_m: float = PX_PER_M, **kwargs):
         super().__init__(*args, **kwargs)
         self.px_per_m = px_per_m
+        self._shadows: list | None = None
 
     def shadow_offset(self, height_m):
         tan = np.tan(np.radians(self.sun_elevation_deg))
@@ -163,27 +167,39 @@ class RealLayout(Layout):
 
     def shadows(self) -> list[tuple[BaseGeometry, float]]:
         """Shadow polygons with strengths. Nearly convex casters: hull of caster and its shifted
-        copy; others (woods, hedgerows, L-shaped roofs): union of copies shifted in steps of
-        <= 2 px along the shadow, so the shadow keeps the caster's outline. Casters excluded."""
+        copy; others (woods, hedgerows, L-shaped roofs): union of copies of the caster (outline
+        simplified by 1 px) shifted in steps of <= 4 px along the shadow, so the shadow keeps the
+        caster's outline. Casters excluded. Computed once per layout (rendering it again with
+        other spectra reuses them)."""
+        if self._shadows is None:
+            self._shadows = self._cast()
+        return self._shadows
+
+    def _cast(self) -> list[tuple[BaseGeometry, float]]:
         casters = [o for o in self.objects if o.height_m > 0]
         if not casters:
             return []
         geoms = np.array([o.geom for o in casters], dtype=object)
         dx, dy = self.shadow_offset(np.array([o.height_m for o in casters]))
-        area = shapely.area(geoms)
-        convex = area >= 0.92 * shapely.area(shapely.convex_hull(geoms))
+        convex = shapely.area(geoms) >= 0.85 * shapely.area(shapely.convex_hull(geoms))
         out = np.empty(len(geoms), dtype=object)
         idx = np.flatnonzero(convex)
-        shifted = np.array([shapely.affinity.translate(g, x, y) for g, x, y in
-                            zip(geoms[idx], dx[idx], dy[idx], strict=True)], dtype=object)
         if len(idx):
+            shifted = np.array([shapely.affinity.translate(g, x, y) for g, x, y in
+                                zip(geoms[idx], dx[idx], dy[idx], strict=True)], dtype=object)
             out[idx] = shapely.convex_hull(shapely.union(geoms[idx], shifted))
         for i in np.flatnonzero(~convex):
-            n = max(int(np.ceil(np.hypot(dx[i], dy[i]) / 2.0)), 1)
-            g = geoms[i]
+            n = max(int(np.ceil(np.hypot(dx[i], dy[i]) / 4.0)), 1)
+            g = shapely.make_valid(geoms[i].simplify(1.0))
             copies = [shapely.affinity.translate(g, dx[i] * k / n, dy[i] * k / n) for k in range(1, n + 1)]
-            out[i] = shapely.union_all(copies)
-        out = shapely.difference(out, geoms)
+            try:
+                out[i] = shapely.union_all(copies)
+            except GEOSException:  # floating-point overlay failed: snap-round to 1/100 px
+                out[i] = shapely.union_all(copies, grid_size=0.01)
+        try:
+            out = shapely.difference(out, geoms)
+        except GEOSException:
+            out = shapely.difference(out, geoms, grid_size=0.01)
         return [(g, o.shadow) for g, o in zip(out, casters, strict=True) if not g.is_empty]
 
 
@@ -415,22 +431,33 @@ def _scene_seed(seed: int, image_id: str, window, scale: float) -> np.random.See
     return np.random.SeedSequence([int(seed), 12, zlib.crc32(key)])
 
 
-def make_real_layout_image(source: RealSource, seed: int = 0, *, scale: float = 1.0,
-                           window: tuple[int, int, int, int] | None = None,
-                           timings: dict | None = None) -> SyntheticImage:
-    """Generate the real-layout scene of `source` (see the module docstring); deterministic.
+@dataclass
+class PreparedScene:
+    """Everything of a real-layout scene but its pixels (`prepare_real_layout`); `render` makes them."""
 
-    Args:
-        source: `load_real_source`'s result.
-        seed: any non-negative integer; the same (seed, image, window, scale) gives the same arrays.
-        scale: pixel size factor, 0 < scale <= 1 (0.25: a quarter of the rows and columns).
-        window: (row, col, height, width) in full-size 3-band pixels, or None for the whole image.
-        timings: optional dict receiving (wall, cpu) seconds per stage.
+    image_id: str
+    xmax: float
+    ymin: float
+    labels: dict[int, MultiPolygon]
+    masks: np.ndarray
+    layout: RealLayout
+    geometry: ProductGeometry
+    rng: np.random.Generator
 
-    Returns:
-        A SyntheticImage with id ``synth_rl_<real id>``; labels in grid coordinates as written
-        (8 decimals), masks rasterised from them.
-    """
+    def render(self, reflectance: np.ndarray | None = None, lap=None) -> SyntheticImage:
+        """The scene's image; `reflectance` (endmembers x 16) replaces the calibrated table
+        (`spectra.CALIBRATED_REFLECTANCE`). Rendering again gives the same pixels for the same table."""
+        rng = copy.deepcopy(self.rng)
+        table = CALIBRATED_REFLECTANCE if reflectance is None else reflectance
+        products = render_products(rng, self.layout, self.masks, self.geometry, lap, reflectance=table)
+        return SyntheticImage(self.image_id, products, self.xmax, self.ymin, self.labels, self.masks,
+                              self.layout, self.geometry)
+
+
+def prepare_real_layout(source: RealSource, seed: int = 0, *, scale: float = 1.0,
+                        window: tuple[int, int, int, int] | None = None,
+                        timings: dict | None = None) -> PreparedScene:
+    """Labels, masks, layout and product geometry of a real-layout scene (see `make_real_layout_image`)."""
     from dstl.synthetic.image import _Stopwatch
 
     if not 0 < scale <= 1:
@@ -438,7 +465,7 @@ def make_real_layout_image(source: RealSource, seed: int = 0, *, scale: float = 
     clock = _Stopwatch(timings)
     rng = np.random.default_rng(_scene_seed(seed, source.image_id, window, scale))
     labels, xmax, ymin = window_labels(source, window)
-    full, gx0, gy0, _ = _window_frame(source, window)
+    _, gx0, gy0, _ = _window_frame(source, window)
     h0, w0 = (source.height, source.width) if window is None else (window[2], window[3])
     H, W = max(int(round(h0 * scale)), 8), max(int(round(w0 * scale)), 8)
     transform = GridTransform(H, W, xmax, ymin)
@@ -456,12 +483,32 @@ def make_real_layout_image(source: RealSource, seed: int = 0, *, scale: float = 
                 continue
             g = shapely.transform(g, lambda xy: xy - (gx0, gy0))
         px[name] = transform.to_pixels(g)
-    px_per_m = PX_PER_M * scale
-    layout = build_real_layout(rng, px, H, W, px_per_m)
+    layout = build_real_layout(rng, px, H, W, PX_PER_M * scale)
     clock.lap("layout")
     masks = rasterize_classes(labels, transform)
     clock.lap("masks")
     geometry = _product_geometry(rng, source, H, W, exact_a=window is None and scale == 1, scale=scale)
-    products = render_products(rng, layout, masks, geometry, clock.lap)
-    return SyntheticImage(real_layout_id(source.image_id), products, xmax, ymin, labels, masks, layout,
-                          geometry)
+    return PreparedScene(real_layout_id(source.image_id), xmax, ymin, labels, masks, layout, geometry, rng)
+
+
+def make_real_layout_image(source: RealSource, seed: int = 0, *, scale: float = 1.0,
+                           window: tuple[int, int, int, int] | None = None,
+                           timings: dict | None = None) -> SyntheticImage:
+    """Generate the real-layout scene of `source` (see the module docstring); deterministic.
+
+    Args:
+        source: `load_real_source`'s result.
+        seed: any non-negative integer; the same (seed, image, window, scale) gives the same arrays.
+        scale: pixel size factor, 0 < scale <= 1 (0.25: a quarter of the rows and columns).
+        window: (row, col, height, width) in full-size 3-band pixels, or None for the whole image.
+        timings: optional dict receiving (wall, cpu) seconds per stage.
+
+    Returns:
+        A SyntheticImage with id ``synth_rl_<real id>``; labels in grid coordinates as written
+        (8 decimals), masks rasterised from them; spectra with the SWIR calibrated on the real
+        A products (`spectra.CALIBRATED_REFLECTANCE`).
+    """
+    from dstl.synthetic.image import _Stopwatch
+
+    prepared = prepare_real_layout(source, seed, scale=scale, window=window, timings=timings)
+    return prepared.render(lap=_Stopwatch(timings).lap if timings is not None else None)
