@@ -242,10 +242,10 @@ def _small_thing(rng: np.random.Generator, kind: str) -> Look:
 
 
 def _gardens(rng: np.random.Generator) -> Look:
-    """Ground around buildings: gardens, yards, paths, car parks (unlabelled)."""
-    paved = looks._pick(rng, {"asphalt_old": 0.4, "concrete": 0.35, "gravel": 0.25})
-    return Look(_mat(paved, "grass", "soil_dry"), base0=rng.uniform(0.3, 0.6), base2=rng.uniform(0.0, 0.15),
-                amp=0.5, bright=rng.uniform(0.9, 1.1), bamp=0.06, famp=0.05, texture=TEXTURE_PATCHES)
+    """Ground around buildings: lawns and gardens with patches of yards, paths and car parks (unlabelled)."""
+    paved = looks._pick(rng, {"asphalt_old": 0.4, "concrete": 0.3, "gravel": 0.3})
+    return Look(_mat("grass", paved, "soil_dry"), base0=rng.uniform(0.45, 0.75), base2=rng.uniform(0.0, 0.12),
+                amp=0.4, bright=rng.uniform(0.9, 1.05), bamp=0.06, famp=0.05, texture=TEXTURE_PATCHES)
 
 
 def _parcel_look(rng: np.random.Generator) -> Look:
