@@ -198,9 +198,24 @@ class RealLayout(Layout):
                 out[i] = shapely.union_all(copies, grid_size=0.01)
         try:
             out = shapely.difference(out, geoms)
-        except GEOSException:
-            out = shapely.difference(out, geoms, grid_size=0.01)
+        except GEOSException:  # one bad pair spoils the vectorised call: go one by one
+            out = np.array([_minus(a, b) for a, b in zip(out, geoms, strict=True)], dtype=object)
         return [(g, o.shadow) for g, o in zip(out, casters, strict=True) if not g.is_empty]
+
+
+def _minus(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
+    """a - b, robustly: floating-point overlay, else snap-rounded to 1/100 px, else on repaired
+    inputs; as a last resort `a` itself (a shadow also darkening its caster's own pixels)."""
+    def repaired(g: BaseGeometry) -> BaseGeometry:
+        return shapely.make_valid(g).buffer(0)
+
+    for attempt in (lambda: shapely.difference(a, b), lambda: shapely.difference(a, b, grid_size=0.01),
+                    lambda: shapely.difference(repaired(a), repaired(b))):
+        try:
+            return attempt()
+        except GEOSException:
+            continue
+    return a
 
 
 def _axis(poly: BaseGeometry) -> float:
