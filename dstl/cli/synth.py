@@ -75,6 +75,9 @@ def register(subparsers) -> None:
     real.add_argument("--scale", type=float, default=1.0, metavar="F",
                       help="reduced-size scenes: F times the rows and columns, 0 < F <= 1 "
                            "(default: %(default)s)")
+    real.add_argument("--real-a", action="store_true",
+                      help="use each image's REAL A (SWIR) product instead of the generated one "
+                           "(whole images, scale 1; experiments only, see docs/swir_calibration.md)")
     real.add_argument("--window", metavar="R,C,H,W",
                       help="only the window of H x W full-size pixels at row R, column C of each "
                            "image (labels clipped to it; ids get _r<R>_c<C>)")
@@ -104,6 +107,8 @@ def run_layouts(args: argparse.Namespace) -> int:
         raise DstlError(f"{', '.join(given)}: not used with --layouts (one scene per real image)")
     if not 0 < args.scale <= 1:
         raise DstlError(f"--scale {args.scale:g}: must be in (0, 1]")
+    if args.real_a and (args.scale != 1 or args.window):
+        raise DstlError("--real-a: only for whole images at scale 1 (no --scale, no --window)")
     window = parse_window(args.window) if args.window else None
     ids = args.ids
     if args.split is not None:
@@ -122,7 +127,8 @@ def run_layouts(args: argparse.Namespace) -> int:
             bar.update()
 
         summary = generate_real_layout_dataset(args.out, args.layouts, args.seed, ids=ids, scale=args.scale,
-                                               window=window, overwrite=args.overwrite, progress=progress)
+                                               window=window, overwrite=args.overwrite, real_a=args.real_a,
+                                               progress=progress)
     total = sum(summary.seconds.values())
     print(f"wrote {len(summary.scene_ids)} real-layout scenes (labels of {args.layouts}, pixels "
           f"generated, seed {args.seed}, scale {args.scale:g}) to {summary.root} in {total:.1f} s")
@@ -138,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
     for opt in ("ids", "split", "window"):
         if getattr(args, opt) is not None:
             raise DstlError(f"--{opt}: only with --layouts DATA")
+    if args.real_a:
+        raise DstlError("--real-a: only with --layouts DATA")
     if args.scale != 1.0:
         raise DstlError("--scale: only with --layouts DATA (use --size for rule-based scenes)")
     args.train = 8 if args.train is None else args.train

@@ -129,11 +129,23 @@ def plan(data: str | os.PathLike, *, ids: Sequence[str] | None = None,
     return jobs
 
 
+def _real_a(data: Path, rid: str, shape: tuple[int, ...]):
+    from dstl.tiff import read_tiff
+
+    path = data / "sixteen_band" / f"{rid}_A.tif"
+    if not path.is_file():
+        raise DataError(f"{path}: not found (the real A product is needed with real_a)")
+    a = read_tiff(path, 8)
+    if a.shape != shape:
+        raise DataError(f"{path}: shape {a.shape}, the scene's A is {shape}")
+    return a
+
+
 def generate_real_layout_dataset(out: str | os.PathLike, data: str | os.PathLike, seed: int = 0, *,
                                  ids: Sequence[str] | None = None, scale: float = 1.0,
                                  window: tuple[int, int, int, int] | None = None,
                                  windows: Sequence[tuple[str, tuple[int, int, int, int]]] | None = None,
-                                 overwrite: bool = False,
+                                 overwrite: bool = False, real_a: bool = False,
                                  progress: Callable[[str], None] | None = None) -> RealLayoutSummary:
     """Write a real-layout dataset (see the module docstring).
 
@@ -146,6 +158,9 @@ def generate_real_layout_dataset(out: str | os.PathLike, data: str | os.PathLike
         window: (row, col, height, width) in full-size pixels, applied to every image.
         windows: instead of ids/window, explicit (real id, window) pairs: one scene each.
         overwrite: replace a previous synthetic dataset at `out`.
+        real_a: use each image's REAL A product (DATA/sixteen_band/<id>_A.tif) as the scene's A
+            instead of the generated one (whole images at scale 1 only; the README says so). Off by
+            default: see docs/swir_calibration.md for why.
         progress: called with each scene id once it is written.
 
     Raises:
@@ -157,6 +172,8 @@ def generate_real_layout_dataset(out: str | os.PathLike, data: str | os.PathLike
         raise DstlError(f"scale must be in (0, 1], got {scale}")
     data = Path(data)
     jobs = plan(data, ids=ids, window=window, windows=windows)
+    if real_a and (scale != 1 or any(w is not None for _, w in jobs)):
+        raise DstlError("the real A product can only be used for whole images at scale 1")
     root = Path(out)
     check_destination(root, overwrite)
     grid = read_grid_sizes(data / "grid_sizes.csv")
@@ -175,6 +192,8 @@ def generate_real_layout_dataset(out: str | os.PathLike, data: str | os.PathLike
             if rid not in sources:
                 sources = {rid: load_real_source(data, rid, grid)}  # keep one image's layers at a time
             image = make_real_layout_image(sources[rid], seed, scale=scale, window=win)
+            if real_a:
+                image.products["A"] = _real_a(data, rid, image.products["A"].shape)
             sid = window_id(image.image_id, win)
             if sid in summary.image_sizes:
                 raise DstlError(f"scene {sid} asked for twice")
@@ -193,7 +212,12 @@ def generate_real_layout_dataset(out: str | os.PathLike, data: str | os.PathLike
                 progress(sid)
         write_wkt_csv(partial / "train_wkt_v4.csv", label_rows)
         write_wkt_csv(partial / "sample_submission.csv", [])
-        write_text_atomic(partial / "README.md", _readme(summary, data, scene_windows))
+        text = _readme(summary, data, scene_windows)
+        if real_a:
+            text = text.replace("every product (three_band, P, M, A) is rendered", "three_band, P and M are "
+                                "rendered").replace("No real pixel is used.", "**The A products are the REAL "
+                                                    "ones** (sixteen_band/<id>_A.tif of DATA, --real-a).")
+        write_text_atomic(partial / "README.md", text)
         write_text_atomic(partial / "grid_sizes.csv", "\n".join([",Xmax,Ymin", *grid_rows]) + "\n")
         install(partial, root)
         shutil.rmtree(partial)

@@ -155,3 +155,15 @@ def test_windowed_cli_ids_and_bad_input(tmp_path):
     assert "--scale" in error_line(dstl("synth", tmp_path / "f", "--layouts", REAL, "--scale", "2"))
     assert "--layouts" in error_line(dstl("synth", tmp_path / "g", "--window", "0,0,64,64"))
     assert not any((tmp_path / n).exists() for n in "abcdefg")
+
+
+def test_real_a_option_uses_the_real_product_and_says_so(tmp_path):
+    out = tmp_path / "ra"
+    res = dstl("synth", out, "--layouts", REAL, "--ids", "6070_2_3", "--real-a")
+    assert res.returncode == 0, res.stderr
+    ds = DstlDataset(out)
+    got = read_tiff(ds.product_path("synth_rl_6070_2_3", "A"))
+    assert np.array_equal(got, read_tiff(REAL / "sixteen_band" / "6070_2_3_A.tif"))
+    assert "REAL" in (out / "README.md").read_text()
+    res = dstl("synth", tmp_path / "x", "--layouts", REAL, "--real-a", "--scale", "0.5")
+    assert "--real-a" in error_line(res)
