@@ -148,32 +148,10 @@ def find_layouts(explicit: str | None = None, env: dict | None = None) -> Path |
 
 
 def demo_windows(source, size: int, count: int) -> list[tuple[int, int, int, int]]:
-    """`count` non-overlapping size x size windows of a real image showing most classes (deterministic).
+    """`count` class-rich windows of a real image (`dstl.synthetic.real_layout.class_rich_windows`)."""
+    from dstl.synthetic.real_layout import class_rich_windows
 
-    Windows on a size/2 stride are scored on the labels rasterised at 1/8 resolution: classes present
-    first, then the pixels of the rarer classes (all but trees and crops), greedily.
-    """
-
-    from dstl.grid import GridTransform
-    from dstl.rasterize import rasterize_classes
-
-    f = 8
-    h, w = source.height // f, source.width // f
-    masks = rasterize_classes(source.labels, GridTransform(h, w, source.xmax, source.ymin))
-    s, step = size // f, size // (2 * f)
-    cands = []
-    for r in range(0, h - s + 1, step):
-        for c in range(0, w - s + 1, step):
-            counts = masks[:, r:r + s, c:c + s].reshape(10, -1).sum(axis=1)
-            rare = counts[[0, 1, 2, 3, 6, 7, 8, 9]].sum()
-            cands.append((-(counts > 0).sum(), -int(rare), r, c))
-    chosen: list[tuple[int, int]] = []
-    for _, _, r, c in sorted(cands):
-        if all(abs(r - r2) >= s or abs(c - c2) >= s for r2, c2 in chosen):
-            chosen.append((r, c))
-        if len(chosen) == count:
-            break
-    return [(r * f, c * f, size, size) for r, c in chosen]
+    return class_rich_windows(source, size, count)
 
 
 def ensure_real_layout_demo(layouts: Path, folder: Path | None = None, *,

@@ -72,8 +72,8 @@ from dstl.synthetic.shapes import PX_PER_M
 from dstl.synthetic.spectra import CALIBRATED_REFLECTANCE
 from dstl.tiff import read_tiff_shape
 
-__all__ = ["RealSource", "RealLayout", "ID_PREFIX", "real_layout_id", "list_real_ids", "load_real_source",
-           "build_real_layout", "make_real_layout_image"]
+__all__ = ["RealSource", "RealLayout", "class_rich_windows", "ID_PREFIX", "real_layout_id", "list_real_ids",
+           "load_real_source", "build_real_layout", "prepare_real_layout", "make_real_layout_image"]
 
 #: Prefix of a real-layout scene's id: ``synth_rl_6100_2_2`` is generated on the labels of 6100_2_2.
 #: It starts with the rule-based scenes' ``synth_`` (so the folder is recognised as synthetic) and
@@ -439,6 +439,32 @@ def as_written(geom: BaseGeometry) -> MultiPolygon:
             break
         g = again
     return g
+
+
+def class_rich_windows(source: RealSource, size: int, count: int) -> list[tuple[int, int, int, int]]:
+    """`count` non-overlapping size x size windows of a real image showing most classes (deterministic).
+
+    Windows on a size/2 stride are scored on the labels rasterised at 1/8 resolution: classes present
+    first, then the pixels of the rarer classes (all but trees and crops), greedily.
+    """
+
+    f = 8
+    h, w = source.height // f, source.width // f
+    masks = rasterize_classes(source.labels, GridTransform(h, w, source.xmax, source.ymin))
+    s, step = size // f, size // (2 * f)
+    cands = []
+    for r in range(0, h - s + 1, step):
+        for c in range(0, w - s + 1, step):
+            counts = masks[:, r:r + s, c:c + s].reshape(10, -1).sum(axis=1)
+            rare = counts[[0, 1, 2, 3, 6, 7, 8, 9]].sum()
+            cands.append((-(counts > 0).sum(), -int(rare), r, c))
+    chosen: list[tuple[int, int]] = []
+    for _, _, r, c in sorted(cands):
+        if all(abs(r - r2) >= s or abs(c - c2) >= s for r2, c2 in chosen):
+            chosen.append((r, c))
+        if len(chosen) == count:
+            break
+    return [(r * f, c * f, size, size) for r, c in chosen]
 
 
 def _scene_seed(seed: int, image_id: str, window, scale: float) -> np.random.SeedSequence:
