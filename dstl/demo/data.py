@@ -177,14 +177,14 @@ def ensure_real_layout_demo(layouts: Path, folder: Path | None = None, *,
     spec = REAL_LAYOUT_DEMO
     log(f"dstl demo: first run: writing real-layout crops ({spec['per_image']} x {spec['window']} px) of the "
         f"held-out images {', '.join(REAL_HOLDOUT_IDS)} from {layouts} to {folder} (once; seconds)")
-    windows = []
+    windows, sources = [], {}
     for rid in REAL_HOLDOUT_IDS:
-        source = load_real_source(layouts, rid)
-        windows += [(rid, win) for win in demo_windows(source, spec["window"], spec["per_image"])]
+        sources[rid] = load_real_source(layouts, rid)
+        windows += [(rid, win) for win in demo_windows(sources[rid], spec["window"], spec["per_image"])]
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        generate_real_layout_dataset(tmp / "d", layouts, spec["seed"], windows=windows,
+        generate_real_layout_dataset(tmp / "d", layouts, spec["seed"], windows=windows, sources=sources,
                                      progress=lambda sid: log(f"dstl demo:   {sid}"))
         if (folder / "grid_sizes.csv").is_file():  # another process finished first
             shutil.rmtree(tmp, ignore_errors=True)

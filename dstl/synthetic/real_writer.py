@@ -146,6 +146,7 @@ def generate_real_layout_dataset(out: str | os.PathLike, data: str | os.PathLike
                                  window: tuple[int, int, int, int] | None = None,
                                  windows: Sequence[tuple[str, tuple[int, int, int, int]]] | None = None,
                                  overwrite: bool = False, real_a: bool = False,
+                                 sources: dict | None = None,
                                  progress: Callable[[str], None] | None = None) -> RealLayoutSummary:
     """Write a real-layout dataset (see the module docstring).
 
@@ -161,6 +162,7 @@ def generate_real_layout_dataset(out: str | os.PathLike, data: str | os.PathLike
         real_a: use each image's REAL A product (DATA/sixteen_band/<id>_A.tif) as the scene's A
             instead of the generated one (whole images at scale 1 only; the README says so). Off by
             default: see docs/swir_calibration.md for why.
+        sources: real id -> `load_real_source` result already read (saves reading the layers again).
         progress: called with each scene id once it is written.
 
     Raises:
@@ -186,12 +188,13 @@ def generate_real_layout_dataset(out: str | os.PathLike, data: str | os.PathLike
         (partial / "three_band").mkdir(parents=True)
         (partial / "sixteen_band").mkdir()
         grid_rows, label_rows = [], []
-        sources = {}
+        loaded = dict(sources or {})
         for rid, win in jobs:
             start = time.perf_counter()
-            if rid not in sources:
-                sources = {rid: load_real_source(data, rid, grid)}  # keep one image's layers at a time
-            image = make_real_layout_image(sources[rid], seed, scale=scale, window=win)
+            if rid not in loaded:
+                keep = {k: v for k, v in loaded.items() if sources and k in sources}
+                loaded = {**keep, rid: load_real_source(data, rid, grid)}  # one image's layers at a time
+            image = make_real_layout_image(loaded[rid], seed, scale=scale, window=win)
             if real_a:
                 image.products["A"] = _real_a(data, rid, image.products["A"].shape)
             sid = window_id(image.image_id, win)
@@ -204,7 +207,7 @@ def generate_real_layout_dataset(out: str | os.PathLike, data: str | os.PathLike
             summary.real_ids.append(rid)
             summary.scene_ids.append(sid)
             summary.image_sizes[sid] = (image.geometry.height, image.geometry.width)
-            summary.exact_size[sid] = sources[rid].exact
+            summary.exact_size[sid] = loaded[rid].exact
             scene_windows[sid] = win
             del image
             summary.seconds[sid] = time.perf_counter() - start
