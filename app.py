@@ -32,6 +32,7 @@ import gradio as gr
 
 from dstl.classes import CLASSES
 from dstl.demo import METRICS_NOTE, DemoService, View, card_markdown, metrics_html, metrics_rows, parse_args
+from dstl.demo.data import data_world
 from dstl.demo.examples import RGB_SAMPLE, dataset_examples, dstl_sample
 from dstl.demo.links import LINK_JS, decode_view_link
 from dstl.demo.page import HEADER_HTML, TITLE, about_markdown, page_css, upload_note
@@ -136,6 +137,8 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
         token = gr.State(init.get("token"))
         other = gr.State(None)  # a second model's result on the same image (side-by-side comparison)
         gr.HTML(HEADER_HTML)
+        if service.dataset is not None:
+            gr.Markdown(f"**Dataset shown:** {data_world(service.dataset.root)}", elem_id="dstl-data-world")
         with gr.Row(equal_height=False):
             # -------------------------------------------------------------- input
             with gr.Column(scale=4, min_width=320, elem_id="dstl-inputs"):

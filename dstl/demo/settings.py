@@ -4,7 +4,8 @@
 
 | flag               | environment variable   | default                                     |
 |--------------------|------------------------|---------------------------------------------|
-| --data DATA        | DSTL_DATA              | the bundled synthetic demo set (made once)  |
+| --data DATA        | DSTL_DATA              | the demo set (made once, see below)         |
+| --layouts DIR      | DSTL_LAYOUTS           | ../shared/real beside the clone, if present |
 | --weights SRC ...  | DSTL_WEIGHTS           | none added; the bundled weights are listed  |
 | --no-bundled       | DSTL_NO_BUNDLED=1      | off                                         |
 | --port N           | GRADIO_SERVER_PORT     | 7860 (Gradio's default, next free if taken) |
@@ -16,7 +17,10 @@
 | --cache-mb N       | DSTL_CACHE_MB          | 1024 MB of finished results kept            |
 | --mcp              | DSTL_MCP=1             | off; also serve `segment` as an MCP tool    |
 
-DATA is a DSTL-layout folder or a Hub dataset repo ``owner/name[@revision]``. SRC is a weights
+DATA is a DSTL-layout folder or a Hub dataset repo ``owner/name[@revision]``. Without it the demo
+set is real-layout crops of the held-out real images when a real DSTL folder with
+train_geojson_v3/ is at hand (--layouts), else the bundled rule-based synthetic set
+(`dstl.demo.data.resolve_data`). SRC is a weights
 folder in Hub layout or a Hub model repo ``owner/name[@revision]``; DSTL_WEIGHTS holds one or
 more, separated by commas or spaces. Sources given explicitly come first in the model menu (the
 first is the default), the bundled ones after them.
@@ -37,6 +41,7 @@ __all__ = ["DemoSettings", "parse_args", "build_parser", "build_service"]
 @dataclass
 class DemoSettings:
     data: str | None = None
+    layouts: str | None = None
     weights: list[str] = field(default_factory=list)
     bundled: bool = True
     port: int | None = None
@@ -72,6 +77,11 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     p.add_argument("--data", default=env.get("DSTL_DATA") or None,
                    help="DSTL-layout dataset folder, or Hub dataset repo owner/name[@revision] [DSTL_DATA]; "
                         "default: a small synthetic demo set, generated on first run")
+    p.add_argument("--layouts", default=env.get("DSTL_LAYOUTS") or None, metavar="DIR",
+                   help="real DSTL folder with train_geojson_v3/ (e.g. ../shared/real, the default when "
+                        "present beside the clone): without --data, serve real-layout crops of the "
+                        "held-out images (labels real, pixels generated), made on first run "
+                        "[DSTL_LAYOUTS]")
     p.add_argument("--weights", nargs="+", default=None, metavar="SRC",
                    help="weights sources to serve in addition to the bundled ones: folders in Hub layout "
                         "or Hub repos owner/name[@revision]; the first is the default [DSTL_WEIGHTS, "
@@ -117,8 +127,9 @@ def parse_args(argv: Sequence[str] | None = None, env: Mapping[str, str] | None 
     if args.mcp and importlib.util.find_spec("mcp") is None:
         raise DstlError("--mcp needs the mcp package, which is not installed: "
                         "pip install 'gradio[mcp]==6.31.0'")
-    return DemoSettings(data=args.data, weights=list(weights), bundled=not args.no_bundled, port=args.port,
-                        host=args.host, share=args.share, concurrency=args.concurrency,
+    return DemoSettings(data=args.data, layouts=args.layouts, weights=list(weights),
+                        bundled=not args.no_bundled, port=args.port, host=args.host, share=args.share,
+                        concurrency=args.concurrency,
                         max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels,
                         cache_mb=args.cache_mb, mcp=args.mcp)
 
@@ -132,7 +143,7 @@ def build_service(settings: DemoSettings):
 
     specs = list(settings.weights) + (bundled_sources() if settings.bundled else [])
     registry = ModelRegistry(specs)
-    dataset = DstlDataset(resolve_data(settings.data))
+    dataset = DstlDataset(resolve_data(settings.data, layouts=settings.layouts))
     limits = Limits(max_bytes=int(settings.max_upload_mb * 2**20),
                     max_pixels=int(settings.max_megapixels * 1e6))
     return DemoService(registry, dataset, limits=limits, cache_bytes=int(settings.cache_mb * 2**20))

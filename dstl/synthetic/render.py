@@ -381,8 +381,8 @@ def _sample_sensor(rng: np.random.Generator, product: str) -> _Sensor:
 
 
 def render_products(rng: np.random.Generator, layout: Layout, masks: np.ndarray,
-                    geometry: ProductGeometry, lap: Callable[[str], None] | None = None
-                    ) -> dict[str, np.ndarray]:
+                    geometry: ProductGeometry, lap: Callable[[str], None] | None = None,
+                    reflectance: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Render the four DSTL products of one scene.
 
     Args:
@@ -391,6 +391,8 @@ def render_products(rng: np.random.Generator, layout: Layout, masks: np.ndarray,
         masks: uint8 (10, H, W) label masks of exactly the polygons written as labels.
         geometry: product sizes and mis-registrations (H, W must match `masks`).
         lap: optional callback called with a stage name after each stage (timing).
+        reflectance: the endmember table (endmembers x 16) to jitter and render with; default
+            `spectra.REFLECTANCE` (the library spectra the rule-based scenes use).
 
     Returns:
         {"3": uint16 (3, H, W), "P": uint16 (H, W), "M": uint16 (8, h_M, w_M),
@@ -399,7 +401,7 @@ def render_products(rng: np.random.Generator, layout: Layout, masks: np.ndarray,
     H, W = geometry.height, geometry.width
     if masks.shape != (10, H, W):
         raise ValueError(f"masks must be (10, {H}, {W}), got {masks.shape}")
-    spectra = scene_reflectance(rng).astype(np.float64)          # (E, 16)
+    spectra = scene_reflectance(rng, reflectance).astype(np.float64)  # (E, 16)
     E = spectra.shape[0]
     atmos: Atmosphere = sample_atmosphere(rng)
     sensors = {p: _sample_sensor(rng, p) for p in ("3", "M", "A")}

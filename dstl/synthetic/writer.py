@@ -46,7 +46,9 @@ MAX_SIDE = 8192
 MAX_IMAGES = 10000
 
 #: Entries of a dataset folder, in the order they are moved into place (grid_sizes.csv last).
-ENTRIES = ("three_band", "sixteen_band", "train_wkt_v4.csv", "sample_submission.csv", "grid_sizes.csv")
+#: README.md is optional (real-layout datasets write one saying what they are).
+ENTRIES = ("three_band", "sixteen_band", "train_wkt_v4.csv", "sample_submission.csv", "README.md",
+           "grid_sizes.csv")
 PARTIAL = ".partial"
 
 
@@ -147,6 +149,22 @@ def write_image(root: Path, image: SyntheticImage) -> None:
         write_tiff(root / "sixteen_band" / f"{image.image_id}_{product}.tif", p[product])
 
 
+def install(partial: Path, root: Path) -> None:
+    """Move a complete dataset from `partial` into `root`, replacing a previous synthetic one.
+
+    The old dataset's entries go first (grid_sizes.csv first, so readers stop seeing a dataset),
+    into `partial`/old; the new grid_sizes.csv comes last. Entries absent from `partial` are skipped.
+    """
+    old = partial / "old"
+    old.mkdir()
+    for name in reversed(ENTRIES):
+        if (root / name).exists():
+            os.replace(root / name, old / name)
+    for name in ENTRIES:
+        if (partial / name).exists():
+            os.replace(partial / name, root / name)
+
+
 def generate_dataset(out: str | os.PathLike, n_train: int = 8, n_test: int = 4,
                      size: tuple[int, int] = (3350, 3400), seed: int = 0, *, overwrite: bool = False,
                      progress: Callable[[str], None] | None = None) -> DatasetSummary:
@@ -207,15 +225,7 @@ def generate_dataset(out: str | os.PathLike, n_train: int = 8, n_test: int = 4,
         write_wkt_csv(partial / "sample_submission.csv",
                       [(iid, c, None) for iid in summary.test_ids for c in range(1, 11)])
         write_text_atomic(partial / "grid_sizes.csv", "\n".join([",Xmax,Ymin", *grid_rows]) + "\n")
-        # Move into place. An old synthetic dataset's entries go first (grid_sizes.csv first, so
-        # readers stop seeing a dataset), into .partial/old; the new grid_sizes.csv comes last.
-        old = partial / "old"
-        old.mkdir()
-        for name in reversed(ENTRIES):
-            if (root / name).exists():
-                os.replace(root / name, old / name)
-        for name in ENTRIES:
-            os.replace(partial / name, root / name)
+        install(partial, root)
         shutil.rmtree(partial)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

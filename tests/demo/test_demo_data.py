@@ -49,6 +49,7 @@ def test_resolve_data(tmp_path, dstl_folder, monkeypatch):
     with pytest.raises(DataError, match="no such folder, and not a Hub dataset id"):
         resolve_data(str(tmp_path / "missing"))
     monkeypatch.setattr(data, "ensure_demo_dataset", lambda: tmp_path / "bundled")
+    monkeypatch.setattr(data, "find_layouts", lambda layouts=None: None)  # no real layouts at hand
     assert resolve_data(None) == tmp_path / "bundled"
 
 
