@@ -184,9 +184,38 @@ def test_wkt_csv_with_an_id_not_in_grid_sizes(root):
         _ = DstlDataset(root).train_ids
 
 
-def test_malformed_wkt_row_is_reported_on_labels(root):
+def test_malformed_wkt_row_is_reported_on_the_labels_of_its_image(root):
     with open(root / "train_wkt_v4.csv", "a", newline="") as f:
         csv.writer(f).writerow(["9002_4_4", 1, "MULTIPOLYGON (((0 0, 1 1"])
     ds = DstlDataset(root)
-    with pytest.raises(DataError, match=r"train_wkt_v4\.csv: line \d+"):
-        ds.labels("9001_0_0")
+    # Labels are parsed per image: another image's labels do not pay for (or trip on) this row.
+    assert not ds.labels("9001_0_0")[1].is_empty
+    with pytest.raises(DataError, match=r"train_wkt_v4\.csv: line 22: image 9002_4_4 class 1: malformed WKT"):
+        ds.labels("9002_4_4")
+
+
+@pytest.mark.parametrize("row, problem", [
+    (["9001_0_0", 11, "MULTIPOLYGON EMPTY"], "ClassType must be an integer 1..10"),
+    (["", 1, "MULTIPOLYGON EMPTY"], "empty ImageId"),
+    (["9001_0_0", 1], "expected 3 cells"),
+    (["9001_0_0", 3, "MULTIPOLYGON EMPTY"], "duplicate row for image 9001_0_0 class 3 "
+                                            r"\(first on line \d+\)"),
+])
+def test_bad_wkt_row_keys_are_found_by_the_index(root, row, problem):
+    with open(root / "train_wkt_v4.csv", "a", newline="") as f:
+        csv.writer(f).writerow(row)
+    with pytest.raises(DataError, match=rf"train_wkt_v4\.csv: line 22: {problem}"):
+        _ = DstlDataset(root).train_ids
+
+
+def test_wkt_rows_spanning_lines_and_a_bom(root):
+    expected = {i: DstlDataset(root).labels(i) for i in LABELLED}
+    path = root / "train_wkt_v4.csv"
+    # A quoted field holding line breaks (legal CSV and WKT) and a byte-order mark before the header.
+    text = path.read_text().replace('"MULTIPOLYGON (((', '"MULTIPOLYGON (\n\n((')
+    path.write_text("\ufeff" + text, encoding="utf-8")
+    ds = DstlDataset(root)
+    assert ds.train_ids == sorted(LABELLED)
+    for image_id in LABELLED:
+        got = ds.labels(image_id)
+        assert all(got[k].equals(expected[image_id][k]) for k in range(1, 11))
