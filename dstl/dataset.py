@@ -52,10 +52,13 @@ from dstl.limits import check_image_size
 from dstl.real_sizes import KNOWN_THREE_BAND_SIZES, three_band_size
 from dstl.scene import Scene, read_grid
 
-__all__ = ["DstlDataset", "PRODUCTS", "WKT_FILE"]
+__all__ = ["DstlDataset", "LABEL_SOURCES", "PRODUCTS", "WKT_FILE"]
 
 #: The WKT label file of a DSTL folder (the competition's training labels).
 WKT_FILE = "train_wkt_v4.csv"
+
+#: The label sources a caller can ask for (`DstlDataset(labels_from=...)`) and their names.
+LABEL_SOURCES = {"wkt": WKT_FILE, "geojson": GEOJSON_DIR}
 
 #: The four products of an image: "3" (three_band), "P", "M", "A" (sixteen_band).
 PRODUCTS = ("3", "P", "M", "A")
@@ -73,18 +76,29 @@ class DstlDataset:
             size); least recently used ones are dropped.
         label_cache: how many images' parsed labels to keep (a real image's are up to ~100 MB
             of geometry); least recently used ones are dropped.
+        labels_from: "wkt" or "geojson" to read the labels from that source only (DataError if
+            the folder lacks it); None (default) picks train_wkt_v4.csv if present, else
+            train_geojson_v3/.
 
     Raises:
         DataError: `root` is not a folder, lacks grid_sizes.csv, lacks three_band/ and has no
             labels either, or grid_sizes.csv is malformed or lists an id that is not a plain file name.
     """
 
-    def __init__(self, root: str | os.PathLike, *, mask_cache: int = 2, label_cache: int = 4):
+    def __init__(self, root: str | os.PathLike, *, mask_cache: int = 2, label_cache: int = 4,
+                 labels_from: str | None = None):
         from dstl.labels import read_grid_sizes
 
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: dataset folder not found")
+        if labels_from not in (None, *LABEL_SOURCES):
+            raise ValueError(f"labels_from must be None or one of {sorted(LABEL_SOURCES)}, "
+                             f"got {labels_from!r}")
+        self._labels_from = labels_from
+        if labels_from is not None and self.label_source is None:
+            name = LABEL_SOURCES[labels_from]
+            raise DataError(f"{self.root / name}: not found (labels asked from {name})")
         self.has_three_band = (self.root / "three_band").is_dir()
         if not self.has_three_band and self.label_source is None:
             raise DataError(f"{self.root}: not a DSTL dataset folder: three_band/ is missing "
@@ -130,19 +144,24 @@ class DstlDataset:
 
         The WKT file wins when both are present (see the module docstring and `label_note`).
         """
-        if (self.root / WKT_FILE).is_file():
-            return WKT_FILE
-        if (self.root / GEOJSON_DIR).is_dir():
-            return GEOJSON_DIR
-        return None
+        wkt, geojson = (self.root / WKT_FILE).is_file(), (self.root / GEOJSON_DIR).is_dir()
+        if self._labels_from is not None:
+            name = LABEL_SOURCES[self._labels_from]
+            return name if (wkt if name == WKT_FILE else geojson) else None
+        return WKT_FILE if wkt else GEOJSON_DIR if geojson else None
 
     @property
     def label_note(self) -> str | None:
         """A one-line note when the choice of label source needs saying (both sources present)."""
-        if self.label_source == WKT_FILE and (self.root / GEOJSON_DIR).is_dir():
+        if self._labels_from is None and self.label_source == WKT_FILE and (self.root / GEOJSON_DIR).is_dir():
             return (f"labels from {WKT_FILE}; {GEOJSON_DIR}/ is also in {self.root} and is not used "
                     "(the WKT file wins)")
         return None
+
+    @property
+    def notes(self) -> list[str]:
+        """The notes a command should print about this folder (`label_note`, `size_note`)."""
+        return [n for n in (self.label_note, self.size_note) if n]
 
     @property
     def label_path(self) -> Path | None:

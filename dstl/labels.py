@@ -81,7 +81,7 @@ def to_multipolygon(geom: BaseGeometry | None) -> MultiPolygon:
     mp = MultiPolygon(parts)
     if not mp.is_valid:
         # Parts of a repaired collection may overlap or share edges: merge them.
-        mp = MultiPolygon(_polygons_in(shapely.union_all(parts)))
+        mp = _union_groups(parts)
         if not mp.is_valid:  # last resort; buffer(0) always yields valid polygons
             mp = MultiPolygon(_polygons_in(mp.buffer(0)))
     return mp
@@ -97,7 +97,11 @@ def union_polygons(parts: Iterable[BaseGeometry]) -> MultiPolygon:
     repaired first (`to_multipolygon`); disjoint groups never share a point, so their
     concatenation is a valid MultiPolygon.
     """
-    polys = [p for g in parts for p in to_multipolygon(g).geoms]
+    return _union_groups([p for g in parts for p in to_multipolygon(g).geoms])
+
+
+def _union_groups(polys: list[Polygon]) -> MultiPolygon:
+    """Union of valid polygons, group by group of intersecting ones (see `union_polygons`)."""
     if len(polys) <= 1:
         return MultiPolygon(polys)
     from scipy.sparse import coo_matrix
@@ -119,7 +123,7 @@ def union_polygons(parts: Iterable[BaseGeometry]) -> MultiPolygon:
         else:
             out.extend(_polygons_in(shapely.union_all(arr[members])))
     mp = MultiPolygon(out)
-    return mp if mp.is_valid else to_multipolygon(shapely.union_all(out))
+    return mp if mp.is_valid else MultiPolygon(_polygons_in(shapely.union_all(out)))
 
 
 def is_polygonal(geom: BaseGeometry) -> bool:

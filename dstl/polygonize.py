@@ -75,11 +75,21 @@ TOLERANCE_PX: dict[int, float] = {
 SIGMA_PX = 0.7
 
 _LEVEL = 0.5
+
+#: A component whose smoothed 0.5-contour keeps less than this share of its pixel count is thin
+#: (walls, fences, poles 1-3 px wide): its contour level is lowered to match the pixel count
+#: (`_area_matched`). Wide objects lose only their corners' rounding (> 0.95 of their count).
+THIN_AREA_RATIO = 0.9
+
+#: Lowest contour level `_area_matched` goes down to (a smoothed 1 px line peaks at ~0.5).
+MIN_LEVEL = 0.12
+_LEVEL_STEPS = 4
 _EDGE = 1e-3  # width of the zero margin outside an image border (pixels), see `_contour`
 _MARGIN = int(4.0 * SIGMA_PX + 0.5) + 1  # window margin >= the Gaussian's reach
 
 
-def _contour(field: np.ndarray, r0: int, c0: int, height: int, width: int) -> list[Polygon]:
+def _contour(field: np.ndarray, r0: int, c0: int, height: int, width: int,
+             level: float = _LEVEL) -> list[Polygon]:
     """Filled 0.5-contours of `field` (window at row r0, col c0 of an H x W image), pixel coords.
 
     The field's sample points are the pixel centres. Where the window touches an image border
@@ -104,7 +114,7 @@ def _contour(field: np.ndarray, r0: int, c0: int, height: int, width: int) -> li
         gx, gy, np.ascontiguousarray(field, dtype=np.float64), None, corner_mask=True,
         line_type=contourpy.LineType.Separate, fill_type=contourpy.FillType.OuterOffset,
         quad_as_tri=False, z_interp=contourpy.ZInterp.Linear)
-    points, offsets = gen.filled(_LEVEL, np.inf)
+    points, offsets = gen.filled(level, np.inf)
     polys = []
     for pts, offs in zip(points, offsets, strict=True):
         if left or right or top or bottom:  # pull the zero-margin vertices onto the border
@@ -112,6 +122,39 @@ def _contour(field: np.ndarray, r0: int, c0: int, height: int, width: int) -> li
         rings = [pts[a:b] for a, b in zip(offs[:-1], offs[1:], strict=True)]
         polys.append(Polygon(rings[0], rings[1:]))
     return polys
+
+
+def _area_matched(field, r0, c0, height, width, size, found, area):
+    """Contour of a thin component at the level whose polygon area is the pixel count.
+
+    The 0.5 level of the smoothed field lies on the pixel edges of a wide object, but a structure
+    1-3 px wide never reaches the full height 1 after smoothing, so its 0.5 contour is narrower than
+    its pixels (a 1 px wall comes out ~0.2 px wide). The pixel count is an unbiased estimate of the
+    true area under the pixel-centre rule, so the level is lowered (area grows monotonically as
+    the level falls) until the polygon's area matches it: secant steps on area(level), kept in
+    [`MIN_LEVEL`, 0.5], at most `_LEVEL_STEPS` contours more. Returns (polygons, area).
+    """
+    lo, hi = (_LEVEL, area), None  # (level, area) below and above the pixel count
+    best, best_area = found, area
+    level = 0.3
+    for _ in range(_LEVEL_STEPS):
+        polys = _contour(field, r0, c0, height, width, level)
+        a = sum(p.area for p in polys)
+        if abs(a - size) < abs(best_area - size):
+            best, best_area = polys, a
+        if abs(a - size) <= 0.03 * size:
+            break
+        if a < size:
+            lo = (level, a)
+        else:
+            hi = (level, a)
+        if hi is None:  # still too thin: go lower
+            if level <= MIN_LEVEL:
+                break
+            level = max(MIN_LEVEL, level - 0.1)
+        else:  # secant between the levels that bracket the pixel count
+            level = lo[0] + (size - lo[1]) * (hi[0] - lo[0]) / (hi[1] - lo[1])
+    return best, best_area
 
 
 def _pixel_squares(sub: np.ndarray, r0: int, c0: int) -> list[Polygon]:
@@ -163,8 +206,11 @@ def mask_to_pixel_polygons(mask: np.ndarray, *, min_area: float = 0.0, tolerance
             continue
         field = ndimage.gaussian_filter(sub, sigma, mode="nearest") if sigma > 0 else sub
         found = _contour(field, r0, c0, height, width)
-        # Smoothing erases structures ~1 px wide; keep such components as exact pixel squares.
-        if sum(p.area for p in found) < 0.5 * size:
+        area = sum(p.area for p in found)
+        if sigma > 0 and area < THIN_AREA_RATIO * size:
+            found, area = _area_matched(field, r0, c0, height, width, size, found, area)
+        # What smoothing erases and a lower level cannot bring back: exact pixel squares.
+        if area < 0.5 * size:
             found = _pixel_squares(sub.astype(np.uint8), r0, c0)
         polys.extend(found)
     if not polys:
