@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     inter = np.zeros(NUM_CLASSES)
     union = np.zeros(NUM_CLASSES)
     for image_id in tqdm(scored, desc="scoring", unit="image", file=sys.stderr, leave=False):
-        i, u = jaccard_sums(pred.get(image_id), dataset.labels(image_id))
+        # Both sides come from dstl.labels readers: valid MultiPolygons already.
+        i, u = jaccard_sums(pred.get(image_id), dataset.labels(image_id), valid=True)
         inter += i
         union += u
     scores = scores_from_sums(inter, union)
