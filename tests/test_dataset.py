@@ -219,3 +219,64 @@ def test_wkt_rows_spanning_lines_and_a_bom(root):
     for image_id in LABELLED:
         got = ds.labels(image_id)
         assert all(got[k].equals(expected[image_id][k]) for k in range(1, 11))
+
+
+# ----------------------------------------------------------------------------- GeoJSON labels
+
+def _write_geojson(root, ds):
+    """train_geojson_v3/<id>/<layer>.geojson from the WKT labels: class 1 split over two building
+    layers, class 5 as trees, plus a layer of no class and the Grid_ extent."""
+    import json
+
+    from shapely.geometry import mapping
+
+    layers = {1: ["001_MM_L3_RESIDENTIAL_BUILDING", "001_MM_L2_LARGE_BUILDING"], 3: ["002_TR_L3_GOOD_ROADS"],
+              5: ["006_VEG_L5_GROUP_TREES"], 9: ["003_VH_L4_LARGE_VEHICLE"]}
+    for image_id in ds.train_ids:
+        folder = root / "train_geojson_v3" / image_id
+        folder.mkdir(parents=True)
+        labels = ds.labels(image_id)
+        for k, names in layers.items():
+            parts = list(labels[k].geoms)
+            for n, name in enumerate(names):
+                feats = [{"type": "Feature", "properties": {}, "geometry": mapping(p)}
+                         for p in parts[n::len(names)]]
+                if feats:
+                    (folder / f"{name}.geojson").write_text(
+                        json.dumps({"type": "FeatureCollection", "features": feats}), newline="\r\n")
+        pylon = {"type": "Feature", "properties": {}, "geometry": mapping(labels[1].geoms[0])}
+        (folder / "004_UPI_L5_PYLONS.geojson").write_text(
+            json.dumps({"type": "FeatureCollection", "features": [pylon]}))
+        (folder / "Grid_9001.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+
+
+def test_geojson_folder_is_a_label_source(root):
+    _write_geojson(root, DstlDataset(root))
+    wkt = DstlDataset(root)
+    assert wkt.label_source == "train_wkt_v4.csv" and "the WKT file wins" in wkt.label_note
+    assert wkt.notes == [wkt.label_note]
+    truth = {i: (wkt.labels(i), wkt.masks(i)) for i in LABELLED}
+    (root / "train_wkt_v4.csv").rename(root / "old.csv")
+    geo = DstlDataset(root)
+    assert geo.label_source == "train_geojson_v3" and geo.label_note is None
+    assert geo.train_ids == sorted(LABELLED) and geo.has_labels("9001_0_0")
+    for image_id in LABELLED:
+        a, b = geo.labels(image_id), truth[image_id][0]
+        assert all(a[k].symmetric_difference(b[k]).area < 1e-15 for k in range(1, 11))
+        assert np.array_equal(geo.masks(image_id), truth[image_id][1])
+    with pytest.raises(DataError, match=r"train_wkt_v4\.csv: not found"):
+        DstlDataset(root, labels_from="wkt")
+
+
+def test_folder_without_three_band_has_estimated_sizes(root):
+    import shutil
+
+    shutil.rmtree(root / "three_band")
+    ds = DstlDataset(root)  # it has labels, so it is a dataset
+    assert not ds.has_three_band and "3-band sizes are estimated" in ds.size_note
+    assert ds.size_estimated("9001_0_0")
+    h, w = ds.image_size("9001_0_0")  # from the grid size with the real ground sampling
+    assert 3300 < h < 3400 and 3300 < w < 3500
+    (root / "train_wkt_v4.csv").unlink()
+    with pytest.raises(DataError, match="three_band/ is missing"):
+        DstlDataset(root)
