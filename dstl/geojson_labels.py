@@ -40,7 +40,8 @@ GEOJSON_DIR = "train_geojson_v3"
 #: the per-class union of the 25 training images' layers matches 248 of the 250 (image, class)
 #: cells in polygon count and 248 in area within 0.2 %; every miss is class 2 (misc. structures),
 #: off by one polygon or 0.3-1.1 % in area, where GeoJSON v3 and WKT v4 differ slightly
-#: (tests/test_geojson_labels.py checks the cells; bench/real_geometry.py reports all 250).
+#: (tests/real/test_real_labels.py checks the cells, all 250 in a slow test; bench/real_geometry.py
+#: reports them).
 #: Adding any of the None layers to a class breaks counts that match otherwise (e.g. pylons or
 #: satellite dishes to class 2, scrubland or orchards to class 5, dry riverbeds to class 7).
 LAYER_CLASSES: Mapping[str, int | None] = MappingProxyType({
