@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import shapely
+from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
 from dstl.classes import CLASS_IDS, NUM_CLASSES
@@ -26,23 +27,49 @@ def _mean(values) -> float | None:
     return float(sum(vals) / len(vals)) if vals else None
 
 
-def jaccard_sums(pred: Polys | None, truth: Polys) -> tuple[np.ndarray, np.ndarray]:
+def intersection_area(a: BaseGeometry, b: BaseGeometry) -> float:
+    """Area of the intersection of two valid MultiPolygons, in time ~linear in their parts.
+
+    The parts of a valid MultiPolygon do not overlap, so the intersection's area is the sum of
+    the areas of the part-by-part intersections; an STRtree pairs only the parts whose boxes
+    meet. One overlay of two MultiPolygons of thousands of parts (48,000 real tree crowns)
+    costs far more: GEOS overlays them as wholes. Same value as
+    ``shapely.intersection(a, b).area`` to rounding.
+    """
+    pa, pb = shapely.get_parts(a), shapely.get_parts(b)
+    if len(pa) == 0 or len(pb) == 0:
+        return 0.0
+    if len(pa) == 1 and len(pb) == 1:
+        return float(shapely.intersection(pa[0], pb[0]).area)
+    i, j = shapely.STRtree(pb).query(pa, predicate="intersects")
+    if len(i) == 0:
+        return 0.0
+    return float(shapely.area(shapely.intersection(pa[i], pb[j])).sum())
+
+
+def jaccard_sums(pred: Polys | None, truth: Polys, *, valid: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per-class intersection and union areas for ONE image: two float64 arrays of length 10.
 
     `pred`/`truth` map class id -> geometry (grid coordinates); missing or None means empty.
-    Invalid geometry is repaired first (shapely's overlay needs valid input).
+    Invalid geometry is repaired first (shapely's overlay needs valid input), unless `valid`
+    says every geometry is already a valid MultiPolygon (what the `dstl.labels` readers and
+    `DstlDataset.labels` hand out): the validity check costs seconds on real labels.
     """
     pred = pred or {}
     inter = np.zeros(NUM_CLASSES)
     union = np.zeros(NUM_CLASSES)
     for k in CLASS_IDS:
-        p = to_multipolygon(pred.get(k))
-        t = to_multipolygon(truth.get(k))
+        p, t = pred.get(k), truth.get(k)
+        if valid:
+            p = MultiPolygon() if p is None else p
+            t = MultiPolygon() if t is None else t
+        else:
+            p, t = to_multipolygon(p), to_multipolygon(t)
         pa, ta = p.area, t.area
         if pa == 0 or ta == 0:
             i = 0.0
         else:  # clamped: rounding in the overlay must not push a perfect match above 1
-            i = min(shapely.intersection(p, t).area, pa, ta)
+            i = min(intersection_area(p, t), pa, ta)
         inter[k - 1] = i
         union[k - 1] = pa + ta - i
     return inter, union

@@ -232,7 +232,7 @@ def read_product_shape(path: str | os.PathLike, product: str, grid: tuple[int, i
 
 
 def read_scene_files(files: Mapping[str, str | os.PathLike], bands: Sequence[str] = ALL_BANDS,
-                     image_id: str = "scene") -> Scene:
+                     image_id: str = "scene", grid: tuple[int, int] | None = None) -> Scene:
     """Read DSTL product files of one image into one aligned Scene on its 3-band grid.
 
     Args:
@@ -241,6 +241,8 @@ def read_scene_files(files: Mapping[str, str | os.PathLike], bands: Sequence[str
         bands: band names in the order wanted (see `dstl.bands`); the default `ALL_BANDS` gives the
             20 bands R, G, B, P, M1..M8, A1..A8.
         image_id: the id to put in the Scene.
+        grid: (H, W) of the 3-band grid when no 3-band file is given (e.g. an estimated size,
+            `dstl.real_sizes`); the bands of the 3-band product cannot be read then.
 
     Returns:
         Scene with float32 data (len(bands), H, W), H x W being the 3-band file's size. Each
@@ -258,9 +260,14 @@ def read_scene_files(files: Mapping[str, str | os.PathLike], bands: Sequence[str
         BandMismatchError: an unknown band name.
     """
     groups = _band_products(tuple(bands))
-    if "3" not in files:
-        raise DataError("the 3-band file is required: it defines the scene's grid")
-    H, W = read_grid(files["3"])
+    if "3" in files:
+        H, W = read_grid(files["3"])
+    elif grid is None or "3" in groups:
+        raise DataError("the 3-band file is required: it defines the scene's grid"
+                        + (" and holds the bands R, G, B" if "3" in groups else ""))
+    else:
+        H, W = grid
+        check_image_size(f"{image_id} (3-band grid)", H, W)
     missing = [p for p in groups if p not in files]
     if missing:
         raise DataError(f"no file given for product(s) {missing} needed for bands {list(bands)}")

@@ -184,9 +184,99 @@ def test_wkt_csv_with_an_id_not_in_grid_sizes(root):
         _ = DstlDataset(root).train_ids
 
 
-def test_malformed_wkt_row_is_reported_on_labels(root):
+def test_malformed_wkt_row_is_reported_on_the_labels_of_its_image(root):
     with open(root / "train_wkt_v4.csv", "a", newline="") as f:
         csv.writer(f).writerow(["9002_4_4", 1, "MULTIPOLYGON (((0 0, 1 1"])
     ds = DstlDataset(root)
-    with pytest.raises(DataError, match=r"train_wkt_v4\.csv: line \d+"):
-        ds.labels("9001_0_0")
+    # Labels are parsed per image: another image's labels do not pay for (or trip on) this row.
+    assert not ds.labels("9001_0_0")[1].is_empty
+    with pytest.raises(DataError, match=r"train_wkt_v4\.csv: line 22: image 9002_4_4 class 1: malformed WKT"):
+        ds.labels("9002_4_4")
+
+
+@pytest.mark.parametrize("row, problem", [
+    (["9001_0_0", 11, "MULTIPOLYGON EMPTY"], "ClassType must be an integer 1..10"),
+    (["", 1, "MULTIPOLYGON EMPTY"], "empty ImageId"),
+    (["9001_0_0", 1], "expected 3 cells"),
+    (["9001_0_0", 3, "MULTIPOLYGON EMPTY"], "duplicate row for image 9001_0_0 class 3 "
+                                            r"\(first on line \d+\)"),
+])
+def test_bad_wkt_row_keys_are_found_by_the_index(root, row, problem):
+    with open(root / "train_wkt_v4.csv", "a", newline="") as f:
+        csv.writer(f).writerow(row)
+    with pytest.raises(DataError, match=rf"train_wkt_v4\.csv: line 22: {problem}"):
+        _ = DstlDataset(root).train_ids
+
+
+def test_wkt_rows_spanning_lines_and_a_bom(root):
+    expected = {i: DstlDataset(root).labels(i) for i in LABELLED}
+    path = root / "train_wkt_v4.csv"
+    # A quoted field holding line breaks (legal CSV and WKT) and a byte-order mark before the header.
+    text = path.read_text().replace('"MULTIPOLYGON (((', '"MULTIPOLYGON (\n\n((')
+    path.write_text("\ufeff" + text, encoding="utf-8")
+    ds = DstlDataset(root)
+    assert ds.train_ids == sorted(LABELLED)
+    for image_id in LABELLED:
+        got = ds.labels(image_id)
+        assert all(got[k].equals(expected[image_id][k]) for k in range(1, 11))
+
+
+# ----------------------------------------------------------------------------- GeoJSON labels
+
+def _write_geojson(root, ds):
+    """train_geojson_v3/<id>/<layer>.geojson from the WKT labels: class 1 split over two building
+    layers, class 5 as trees, plus a layer of no class and the Grid_ extent."""
+    import json
+
+    from shapely.geometry import mapping
+
+    layers = {1: ["001_MM_L3_RESIDENTIAL_BUILDING", "001_MM_L2_LARGE_BUILDING"], 3: ["002_TR_L3_GOOD_ROADS"],
+              5: ["006_VEG_L5_GROUP_TREES"], 9: ["003_VH_L4_LARGE_VEHICLE"]}
+    for image_id in ds.train_ids:
+        folder = root / "train_geojson_v3" / image_id
+        folder.mkdir(parents=True)
+        labels = ds.labels(image_id)
+        for k, names in layers.items():
+            parts = list(labels[k].geoms)
+            for n, name in enumerate(names):
+                feats = [{"type": "Feature", "properties": {}, "geometry": mapping(p)}
+                         for p in parts[n::len(names)]]
+                if feats:
+                    (folder / f"{name}.geojson").write_text(
+                        json.dumps({"type": "FeatureCollection", "features": feats}), newline="\r\n")
+        pylon = {"type": "Feature", "properties": {}, "geometry": mapping(labels[1].geoms[0])}
+        (folder / "004_UPI_L5_PYLONS.geojson").write_text(
+            json.dumps({"type": "FeatureCollection", "features": [pylon]}))
+        (folder / "Grid_9001.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+
+
+def test_geojson_folder_is_a_label_source(root):
+    _write_geojson(root, DstlDataset(root))
+    wkt = DstlDataset(root)
+    assert wkt.label_source == "train_wkt_v4.csv" and "the WKT file wins" in wkt.label_note
+    assert wkt.notes == [wkt.label_note]
+    truth = {i: (wkt.labels(i), wkt.masks(i)) for i in LABELLED}
+    (root / "train_wkt_v4.csv").rename(root / "old.csv")
+    geo = DstlDataset(root)
+    assert geo.label_source == "train_geojson_v3" and geo.label_note is None
+    assert geo.train_ids == sorted(LABELLED) and geo.has_labels("9001_0_0")
+    for image_id in LABELLED:
+        a, b = geo.labels(image_id), truth[image_id][0]
+        assert all(a[k].symmetric_difference(b[k]).area < 1e-15 for k in range(1, 11))
+        assert np.array_equal(geo.masks(image_id), truth[image_id][1])
+    with pytest.raises(DataError, match=r"train_wkt_v4\.csv: not found"):
+        DstlDataset(root, labels_from="wkt")
+
+
+def test_folder_without_three_band_has_estimated_sizes(root):
+    import shutil
+
+    shutil.rmtree(root / "three_band")
+    ds = DstlDataset(root)  # it has labels, so it is a dataset
+    assert not ds.has_three_band and "3-band sizes are estimated" in ds.size_note
+    assert ds.size_estimated("9001_0_0")
+    h, w = ds.image_size("9001_0_0")  # from the grid size with the real ground sampling
+    assert 3300 < h < 3400 and 3300 < w < 3500
+    (root / "train_wkt_v4.csv").unlink()
+    with pytest.raises(DataError, match="three_band/ is missing"):
+        DstlDataset(root)

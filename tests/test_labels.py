@@ -251,3 +251,24 @@ def test_write_wkt_csv_is_atomic(tmp_path):
     with pytest.raises(ValueError, match="empty image id"):
         write_wkt_csv(out, [("", 1, None)])
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- union_polygons
+
+
+def test_union_polygons_equals_union_all():
+    import numpy as np
+    import shapely
+    from shapely.geometry import Point, box
+
+    from dstl.labels import union_polygons
+
+    rng = np.random.default_rng(0)
+    parts = [Point(x, y).buffer(r, 8) for x, y, r in rng.uniform((0, 0, 0.5), (100, 100, 3), (300, 3))]
+    parts += [box(200, 0, 201, 1), box(201, 0, 202, 1), box(202, 1, 203, 2)]  # edge and corner touches
+    got = union_polygons(parts)
+    want = shapely.union_all(parts)
+    assert got.is_valid and got.geom_type == "MultiPolygon"
+    assert len(got.geoms) == len(shapely.get_parts(want))
+    assert got.symmetric_difference(want).area < 1e-9
+    assert union_polygons([]).is_empty and len(union_polygons([box(0, 0, 1, 1)]).geoms) == 1

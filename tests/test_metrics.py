@@ -86,3 +86,19 @@ def test_pixel_scores_shape_mismatch():
         pixel_scores(np.zeros((10, 4, 4)), np.zeros((10, 4, 5)))
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         pixel_scores(np.zeros((4, 4)), np.zeros((4, 4)))
+
+
+def test_intersection_area_part_by_part_equals_the_overlay():
+    import numpy as np
+    import shapely
+    from shapely.geometry import MultiPolygon, Point
+
+    from dstl.labels import union_polygons
+    from dstl.metrics import intersection_area
+
+    rng = np.random.default_rng(1)
+    a = union_polygons([Point(x, y).buffer(2, 8) for x, y in rng.uniform(0, 100, (200, 2))])
+    b = union_polygons([Point(x, y).buffer(3, 8) for x, y in rng.uniform(0, 100, (150, 2))])
+    assert intersection_area(a, b) == pytest.approx(shapely.intersection(a, b).area, rel=1e-12)
+    assert intersection_area(a, MultiPolygon()) == 0.0
+    assert intersection_area(a, a) == pytest.approx(a.area, rel=1e-12)

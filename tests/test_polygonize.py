@@ -251,3 +251,16 @@ def test_round_trip_full_size_scene():
           + f"  mean {scores['mean']:.4f}")
     assert all(v is not None and v >= 0.90 for v in per_class.values()), per_class
     assert scores["mean"] >= 0.95
+
+
+def test_thin_walls_keep_their_pixel_area():
+    # A 1 px wall: the smoothed 0.5 contour would be ~0.2 px wide; the area-matched level keeps
+    # about its pixel count, as for a wide object.
+    mask = np.zeros((30, 60), np.uint8)
+    mask[10, 5:55] = 1
+    mask[20:22, 5:55] = 1  # 2 px wall
+    mp = mask_to_pixel_polygons(mask, sigma=0.5)
+    assert mp.is_valid and len(mp.geoms) == 2
+    walls = sorted(mp.geoms, key=lambda p: p.centroid.y)
+    assert walls[0].area == pytest.approx(50, rel=0.1) and walls[1].area == pytest.approx(100, rel=0.1)
+    assert np.array_equal(rasterize_pixels(mp, 30, 60), mask)

@@ -15,7 +15,7 @@ from dstl.errors import DstlError
 from dstl.progress import print_error
 
 #: Modules under dstl.cli that provide a command, in the order `--help` lists them.
-COMMAND_MODULES = ("synth", "rasterize", "polygons", "evaluate", "predict", "submit", "figure")
+COMMAND_MODULES = ("synth", "labels", "rasterize", "polygons", "evaluate", "predict", "submit", "figure")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,7 @@
 """`python -m dstl evaluate DATA SUBMISSION.csv [--json]`: the Kaggle metric of a submission.
 
-Scores the submission's polygons against train_wkt_v4.csv with the competition's Jaccard
+Scores the submission's polygons against the labels of DATA (train_wkt_v4.csv, or
+train_geojson_v3/ when there is no WKT file: `DstlDataset.label_source`) with the competition's Jaccard
 (`dstl.metrics.kaggle_jaccard`, DESIGN.md §2) over the images of DATA that have labels; rows for
 test images are read and checked but not scored, and a labelled image or class without a row
 counts as empty. With --json it prints exactly
@@ -29,10 +30,12 @@ def register(subparsers) -> None:
                     "sum of intersection "
                     "areas over the sum of union areas across the labelled images of DATA; the "
                     "score is the mean over classes. Only images with labels in train_wkt_v4.csv "
-                    "are scored; a missing row counts as an empty prediction.",
+                    "(or train_geojson_v3/ when there is no WKT file) are scored; a missing row "
+                    "counts as an empty prediction.",
     )
     p.add_argument("data", metavar="DATA",
-                   help="DSTL-layout folder with grid_sizes.csv and train_wkt_v4.csv (the truth)")
+                   help="DSTL-layout folder with grid_sizes.csv and train_wkt_v4.csv or "
+                        "train_geojson_v3/ (the truth)")
     p.add_argument("submission", metavar="SUBMISSION.csv",
                    help="submission CSV: header ImageId,ClassType,MultipolygonWKT; every ImageId "
                         "must be an image of DATA")
@@ -98,18 +101,21 @@ def run(args: argparse.Namespace) -> int:
     dataset = DstlDataset(args.data)
     scored = dataset.train_ids
     if not scored:
-        raise DstlError(f"{dataset.root}: no labelled images (train_wkt_v4.csv missing or empty); "
-                        "nothing to score against")
+        raise DstlError(f"{dataset.root}: no labelled images (neither train_wkt_v4.csv nor "
+                        "train_geojson_v3/ lists one); nothing to score against")
     path = Path(args.submission)
     pred, repaired = read_submission(path, set(dataset.image_ids), set(scored))
     missing = [i for i in scored if i not in pred]
     inter = np.zeros(NUM_CLASSES)
     union = np.zeros(NUM_CLASSES)
     for image_id in tqdm(scored, desc="scoring", unit="image", file=sys.stderr, leave=False):
-        i, u = jaccard_sums(pred.get(image_id), dataset.labels(image_id))
+        # Both sides come from dstl.labels readers: valid MultiPolygons already.
+        i, u = jaccard_sums(pred.get(image_id), dataset.labels(image_id), valid=True)
         inter += i
         union += u
     scores = scores_from_sums(inter, union)
+    if dataset.label_note:  # which labels are the truth (sizes play no part in the metric)
+        print(f"note: {dataset.label_note}", file=sys.stderr)
     if missing:
         print(f"note: {len(missing)} of {len(scored)} labelled image(s) have no rows in {path} "
               f"(scored as empty), e.g. {missing[0]}", file=sys.stderr)

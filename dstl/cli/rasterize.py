@@ -19,13 +19,15 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "rasterize",
         help="rasterise an image's labelled polygons to a (10, H, W) mask TIFF",
-        description="Rasterise the polygons of one labelled image (train_wkt_v4.csv) to a uint8 "
+        description="Rasterise the polygons of one labelled image (train_wkt_v4.csv, or "
+                    "train_geojson_v3/ without it) to a uint8 "
                     "TIFF of shape (10, H, W) with values 0/1: band k-1 is class k, H x W is the "
                     "image's 3-band size. A pixel is in a class iff its centre lies inside the "
                     "class's polygons (holes respected).",
     )
     p.add_argument("data", metavar="DATA", help="DSTL-layout folder (three_band/, grid_sizes.csv, "
-                                                "train_wkt_v4.csv)")
+                                                "train_wkt_v4.csv or train_geojson_v3/; without "
+                                                "three_band/ the 3-band size is estimated)")
     p.add_argument("image_id", metavar="IMAGE_ID", help="a labelled image id in DATA, e.g. 6120_2_2")
     p.add_argument("--out", required=True, metavar="MASKS.tif",
                    help="output TIFF file (.tif or .tiff); parent folders are created")
@@ -49,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     dataset = DstlDataset(args.data)
     image_id = dataset.check_id(args.image_id)
     if not dataset.has_labels(image_id):
-        raise DstlError(f"image {image_id!r} has no labels in {dataset.root / 'train_wkt_v4.csv'} "
-                        "(it is a test image); nothing to rasterise")
+        where = dataset.label_path or dataset.root / "train_wkt_v4.csv"
+        raise DstlError(f"image {image_id!r} has no labels in {where} (it is a test image); "
+                        "nothing to rasterise")
     # Read what can be wrong with the input (TIFF header, labels) before any progress is shown.
     dataset.transform(image_id)
     dataset.labels(image_id)
@@ -61,5 +64,7 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str("writing")
         write_tiff(out, masks, compress=True)
         bar.update()
+    for note in dataset.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(out)
     return 0
