@@ -28,7 +28,9 @@ synthetic 20-band DSTL scene (seed 7) normalised with the model's own statistics
 Every backend gets the same number of threads (torch's, `--threads`). One-off costs (folding,
 int8 build and calibration, export, compile, quantisation, model compilation) are measured once.
 Then `--rounds` rounds time every candidate once each, in turn (interleaved: the machine may be
-shared); per candidate the median over rounds, and its ratio to engine-fp32 and to the fastest
+shared), after a pause (`--gap`) in which the previous candidate's worker threads stop spinning
+(ONNX Runtime's spinning is also switched off: threads busy-waiting on 2 cores slow the next
+one); per candidate the median over rounds, and its ratio to engine-fp32 and to the fastest
 engine precision, come from the same run. Agreement: the fraction of equal mask pixels at 0.5
 against engine-fp32 on the batch, and the largest difference of probabilities. A scene estimate
 adds the one-off costs to the tile passes of the full scene. Load averages at start and end and
@@ -173,6 +175,8 @@ def builders(model, batch: torch.Tensor, calib: torch.Tensor, tmp: Path, threads
             so = ort_.SessionOptions()
             so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
             so.graph_optimization_level = ort_.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # no busy-waiting threads left behind to slow the next candidate down
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             path, made = ensure_onnx(int8)
             t0 = time.perf_counter()
             sess = ort_.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -218,6 +222,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds (median reported)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--only", default="", help="comma-separated candidate names (default: all available)")
+    ap.add_argument("--gap", type=float, default=1.0,
+                    help="seconds of pause before each timed call (threads of the previous one go idle)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "backends.json"))
     args = ap.parse_args(argv)
@@ -260,6 +266,7 @@ def main(argv=None) -> dict:
             runs[name] = (run, [])
         for r in range(args.rounds):
             for run, times in runs.values():
+                time.sleep(args.gap)  # the previous candidate's threads stop spinning first
                 t0 = time.perf_counter()
                 run()
                 times.append(time.perf_counter() - t0)
