@@ -310,8 +310,13 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
 
         # ------------------------------------------------------------------ handlers
 
-        def stream(run, what, shown_token, shown, alpha, full, mode_value, hclass):
-            """Run `run()` -> Segmented; yield the pictures first, then the polygon-based scores."""
+        # The segmentation handlers are plain functions, not generators: Gradio (6.x) ends a
+        # generator's event by sending the values of its last yield once more, which would put the
+        # sliders and pictures back over anything the visitor changed since that yield (a threshold
+        # moved right after an upload's result was reverted). The polygon-based scores follow as
+        # `.then` steps instead (`then_scores`), which read the view as it is when they start.
+        def segmented(run, what, shown_token, shown, alpha, full, mode_value, hclass) -> dict:
+            """Run `run()` -> Segmented; every output for its result (or the error beside the last)."""
             start = time.perf_counter()
             try:
                 seg = run()
@@ -321,24 +326,21 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
                                         heat_class=hclass, status="")
                 values["status"] = status_markdown(result, seg.note, seg.timing(time.perf_counter() - start))
             except Exception as e:
-                yield failure(e, "segment", f"Cannot segment {what}", shown_token)
-                return
-            yield updates(values)
-            if result.has_truth:  # the Kaggle Jaccard needs polygons: seconds on a full scene
-                yield updates({"metrics": metrics_html(metrics_rows(result, view, with_jaccard=True))})
+                return failure(e, "segment", f"Cannot segment {what}", shown_token)
+            return updates(values)
 
         def on_segment_image(model_key, image, shown_token, shown, alpha, full, mode_value, hclass,
                              progress=PROGRESS):
-            yield from stream(lambda: service.segment_image(image, model_key or None, allow_switch=True,
-                                                            progress=_reporter(progress)),
-                              f"image {image}" if image else "an image", shown_token, shown, alpha, full,
-                              mode_value, hclass)
+            return segmented(lambda: service.segment_image(image, model_key or None, allow_switch=True,
+                                                           progress=_reporter(progress)),
+                             f"image {image}" if image else "an image", shown_token, shown, alpha, full,
+                             mode_value, hclass)
 
         def on_segment_upload(model_key, paths, shown_token, shown, alpha, full, mode_value, hclass,
                               progress=PROGRESS):
-            yield from stream(lambda: service.segment_upload(paths or [], model_key or None,
-                                                             allow_switch=True, progress=_reporter(progress)),
-                              "the upload", shown_token, shown, alpha, full, mode_value, hclass)
+            return segmented(lambda: service.segment_upload(paths or [], model_key or None,
+                                                            allow_switch=True, progress=_reporter(progress)),
+                             "the upload", shown_token, shown, alpha, full, mode_value, hclass)
 
         def on_view(tok, other_tok, shown, alpha, full, mode_value, hclass, *thr):
             if not tok:
@@ -495,24 +497,24 @@ def build_app(service: DemoService, concurrency: int = 2) -> gr.Blocks:
         metrics_now = (on_metrics, [token, classes, *thresholds], metrics)
         jaccard = (on_jaccard, [token, *thresholds], None)
 
-        def then_metrics(event):
-            # Whatever the visitor changed while the scores were computed, the table ends up for
-            # the current view.
-            return event.then(*metrics_now, **private)
+        def then_scores(event):
+            # After the pictures: the Kaggle Jaccard (polygons: seconds on a full scene) at the
+            # thresholds shown when it starts, then the table for the view as it is by then.
+            return event.then(*jaccard, **private).then(*metrics_now, **private)
 
         # On a phone the results may be out of sight: bring them (and the progress bar) into view.
         for trigger in [segment_id_btn.click, segment_up_btn.click, up_examples.dataset.click,
                         *([id_examples.dataset.click] if id_examples is not None else [])]:
             trigger(None, js=SCROLL_TO_RESULTS, **private)
 
-        then_metrics(segment_id_btn.click(on_segment_image, [model, image_id, *seg_inputs], all_outputs,
+        then_scores(segment_id_btn.click(on_segment_image, [model, image_id, *seg_inputs], all_outputs,
                                           **seg_events))
-        then_metrics(segment_up_btn.click(on_segment_upload, [model, files, *seg_inputs], all_outputs,
+        then_scores(segment_up_btn.click(on_segment_upload, [model, files, *seg_inputs], all_outputs,
                                           **seg_events))
         if id_examples is not None:
-            then_metrics(id_examples.load_input_event.then(on_segment_image, [model, image_id, *seg_inputs],
+            then_scores(id_examples.load_input_event.then(on_segment_image, [model, image_id, *seg_inputs],
                                                            all_outputs, **seg_events))
-        then_metrics(up_examples.load_input_event.then(on_upload, files, [upload_pic, upload_info], **private)
+        then_scores(up_examples.load_input_event.then(on_upload, files, [upload_pic, upload_info], **private)
                      .then(on_segment_upload, [model, files, *seg_inputs], all_outputs, **seg_events))
         files.upload(on_upload, files, [upload_pic, upload_info], **private)
         files.clear(on_clear, None, [files, upload_pic, upload_info], queue=False, **private)

@@ -4,6 +4,7 @@ to the polygon-based scores, stage by stage.
     .venv/bin/python bench/profile_demo_path.py                           # 512 px and full scene
     .venv/bin/python bench/profile_demo_path.py --cases 512x512 --rounds 5
     .venv/bin/python bench/profile_demo_path.py --emulate-avx2            # as on an AVX2-only CPU
+    .venv/bin/python bench/profile_demo_path.py --precision auto fp32     # auto against plain fp32
 
 Each case runs in its own process (so its peak RSS is its own), as the app runs it: a
 `dstl.demo.DemoService` with the bundled weights (result cache off, so every round computes),
@@ -19,9 +20,13 @@ metric) are wrapped with timers for the run; nested calls count for the inner st
 "other" is what no timer covered. The engine's own split (tile input, model, blending, setup)
 comes from `Prediction.info`.
 
-The first ("cold") round of each process includes loading the model and the engine's one-off
-speed measurement (`Predictor.speed_profile`) and is reported separately; the medians are over
-the warm rounds that follow, as a running Space serves its visitors.
+Each worker first does what `python app.py` does before serving: `DemoService.warm_up()` (load
+every served model, measure its speed profile, so that "auto" is decided before the first
+visitor; reported as "start-up warm-up", not part of any round). The first ("cold") round then
+still pays first-use costs (e.g. folding BatchNorm, building int8) and is reported separately;
+the medians are over the warm rounds that follow, as a running Space serves its visitors.
+Several `--precision` values run every case at each of them, interleaved (each case under every
+setting before the next case), so that "auto" is compared with plain fp32 in the same run.
 
 Cases: `HxW` is one labelled synthetic 20-band DSTL image of that size (written once to a
 temporary folder by `dstl synth`'s generator, seed 11) segmented with the default 20-band model;
@@ -175,7 +180,10 @@ def worker(args) -> None:
     missing = instrument(timer)
     dataset = DstlDataset(args.data) if args.data else None
     service = DemoService(ModelRegistry(bundled_sources()), dataset, cache_bytes=0,
-                          predictor_args={"precision": args.precision})
+                          predictor_args={"precision": args.precision[0]})
+    t0 = time.perf_counter()
+    warm_up = service.warm_up()
+    warm_up_seconds = time.perf_counter() - t0
     rounds = []
     for _ in range(args.rounds + 1):
         timer.reset()
@@ -215,6 +223,7 @@ def worker(args) -> None:
             profile = {"tile_seconds": dict(p.tile_seconds), "int8_engine": p.int8_engine,
                        "probe_seconds": p.probe_seconds}
     print(json.dumps({"rounds": rounds, "peak_rss_mb": peak_rss_mb(), "missing": missing,
+                      "warm_up": warm_up, "warm_up_seconds": warm_up_seconds,
                       "threads": torch.get_num_threads(), "speed_profile": profile,
                       "cpu_capability": torch.backends.cpu.get_cpu_capability()}))
 
@@ -247,8 +256,8 @@ def make_cases(cases: list[dict], tmp: Path, seed: int) -> None:
             case["upload"] = str(png)
 
 
-def run_case(case: dict, args, env: dict) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--rounds", str(args.rounds), "--precision", args.precision]
+def run_case(case: dict, args, env: dict, precision: str) -> dict:
+    cmd = [sys.executable, __file__, "--worker", "--rounds", str(args.rounds), "--precision", precision]
     if case["kind"] == "upload":
         cmd += ["--upload", case["upload"]]
     else:
@@ -277,6 +286,7 @@ def summarise(raw: dict) -> dict:
         "precision": warm[-1]["engine"].get("precision"), "tiles": warm[-1]["engine"].get("tiles"),
         "peak_rss_mb": raw["peak_rss_mb"], "speed_profile": raw["speed_profile"],
         "missing_timers": raw["missing"], "cpu_capability": raw["cpu_capability"],
+        "warm_up_seconds": raw.get("warm_up_seconds"),
     }
     return out
 
@@ -292,7 +302,7 @@ def markdown(result: dict) -> str:
             vals = ["-" if v is None else fmt.format(v) for v in (get(cases[n]) for n in names)]
             lines.append(f"| {title} | " + " | ".join(vals) + " |")
 
-        row("precision (auto), tiles", lambda c: f"{c['precision']}, {c['tiles']}", "{}")
+        row("precision used, tiles", lambda c: f"{c['precision']}, {c['tiles']}", "{}")
         for s in PICTURE_STAGES:
             row(s, lambda c, s=s: c["stages"].get(s))
             if s == "engine":
@@ -306,7 +316,8 @@ def markdown(result: dict) -> str:
         row("other (extras)", lambda c: c["other_extras"])
         row("**Kaggle Jaccard on the page (median)**", lambda c: c["total"], "**{:.2f}**")
         row("API full-resolution overlay PNG", lambda c: c["api_png"])
-        row("cold first round (model load, speed probe)", lambda c: c["cold"]["total"])
+        row("start-up warm-up (models loaded, speed probes)", lambda c: c.get("warm_up_seconds"))
+        row("cold first round (first-use costs)", lambda c: c["cold"]["total"])
         row("peak RSS (MB)", lambda c: c["peak_rss_mb"], "{:.0f}")
         lines.append("")
     return "\n".join(lines)
@@ -319,7 +330,8 @@ def main(argv=None) -> dict:
                     default=[parse_case("512x512"), parse_case("3350x3400")],
                     help="HxW (a labelled 20-band dataset image) or upload:HxW (an RGB PNG upload)")
     ap.add_argument("--rounds", type=int, default=3, help="warm rounds per case (after one cold round)")
-    ap.add_argument("--precision", default="auto", help="the engine's precision (default: auto, as the app)")
+    ap.add_argument("--precision", nargs="+", default=["auto"],
+                    help="the engine's precision (default: auto, as the app); several: each, interleaved")
     ap.add_argument("--emulate-avx2", action="store_true",
                     help="also run every case with the ISA caps of an AVX2-only CPU (interleaved)")
     ap.add_argument("--seed", type=int, default=11)
@@ -336,18 +348,22 @@ def main(argv=None) -> dict:
     envs = {"native": dict(os.environ)}
     if args.emulate_avx2:
         envs["emulated AVX2"] = {**os.environ, **isa_caps.AVX2_ENV}
-    emulation = {label: isa_caps.check(env) for label, env in envs.items()}
-    if args.emulate_avx2 and emulation["emulated AVX2"]["aten_capability"] != "AVX2":
-        raise SystemExit(f"the AVX2 caps did not take effect: {emulation['emulated AVX2']}")
+    isa = {label: isa_caps.check(env) for label, env in envs.items()}
+    if args.emulate_avx2 and isa["emulated AVX2"]["aten_capability"] != "AVX2":
+        raise SystemExit(f"the AVX2 caps did not take effect: {isa['emulated AVX2']}")
+    # one setting per (ISA caps, precision): "native" alone for the default single precision
+    settings = {(label if len(args.precision) == 1 else f"{label}, {precision}"): (env, precision)
+                for label, env in envs.items() for precision in args.precision}
+    emulation = {name: isa[name.split(", ")[0]] for name in settings}
     started = time.perf_counter()
     load_start = os.getloadavg()
-    raw: dict[str, dict] = {label: {} for label in envs}
+    raw: dict[str, dict] = {label: {} for label in settings}
     with tempfile.TemporaryDirectory(prefix="dstl-demo-path-") as tmp:
         make_cases(args.cases, Path(tmp), args.seed)
         for case in args.cases:  # interleaved: each case under every setting before the next case
-            for label, env in envs.items():
+            for label, (env, precision) in settings.items():
                 print(f"{case['name']} ({label}) ...", file=sys.stderr, flush=True)
-                raw[label][case["name"]] = run_case(case, args, env)
+                raw[label][case["name"]] = run_case(case, args, env, precision)
     result = {
         "command": "python bench/profile_demo_path.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),

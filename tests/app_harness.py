@@ -49,7 +49,8 @@ def load_app_module(name: str = "dstl_app"):
 def serve_app(flags: Sequence[str], name: str = "dstl_app") -> Iterator[dict]:
     """Serve the app with command-line `flags` (plus a free --port) until the block ends.
 
-    Yields {"url": "http://127.0.0.1:PORT/", "service": the DemoService, "app": app.py's module}.
+    Yields {"url": "http://127.0.0.1:PORT/", "service": the DemoService, "app": app.py's module,
+    "demo": the gr.Blocks served}.
     """
     from dstl.demo.settings import build_service, parse_args
 
@@ -60,6 +61,6 @@ def serve_app(flags: Sequence[str], name: str = "dstl_app") -> Iterator[dict]:
     demo = app.build_app(service, settings.concurrency)
     app.launch(demo, settings, prevent_thread_lock=True, quiet=True)
     try:
-        yield {"url": f"http://127.0.0.1:{port}/", "service": service, "app": app}
+        yield {"url": f"http://127.0.0.1:{port}/", "service": service, "app": app, "demo": demo}
     finally:
         demo.close()

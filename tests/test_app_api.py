@@ -6,6 +6,7 @@ nothing depends on the bundled weights. The result cache is off so that every re
 the concurrent ones, really runs the model.
 """
 
+import inspect
 import json
 import shutil
 import subprocess
@@ -93,6 +94,21 @@ def test_a_server_file_that_was_never_uploaded_is_refused_with_a_message(server)
     assert "event: error" in stream
     message = stream.split("event: error", 1)[1].split("data:", 1)[1].strip()
     assert message not in ("", "null") and "/etc/hostname" in message and "not uploaded" in message
+
+
+def test_no_page_event_that_sets_the_view_is_a_generator(server):
+    """Gradio 6 ends a generator's event by sending its last yield's values again, which would put
+    the thresholds and pictures back over a change the visitor made in between (seen: a threshold
+    moved right after an upload's result was not redrawn). So the handlers that set them return."""
+    demo = server["demo"]
+    view_ids = {b._id for b in demo.blocks.values()
+                if (getattr(b, "elem_id", None) or "").startswith("dstl-thr-")
+                or getattr(b, "elem_id", None) == "dstl-slider"}
+    assert len(view_ids) == 11  # ten thresholds and the compare slider
+    setting = [fn for fn in demo.fns.values() if view_ids & {o._id for o in fn.outputs}]
+    assert setting, "no event sets the view"
+    for fn in setting:
+        assert not (inspect.isgeneratorfunction(fn.fn) or inspect.isasyncgenfunction(fn.fn)), fn.name
 
 
 def test_the_api_example_in_app_py_names_an_image_of_the_default_dataset(tmp_path):
