@@ -104,12 +104,13 @@ def test_metrics_rows_and_html_follow_the_shown_classes():
 
 
 def test_every_mean_is_over_the_same_classes():
-    # Class 2: 5 predicted pixels (a speck the polygons drop: pixel IoU 0, no polygon Jaccard);
+    # Class 3 (roads, 50 px minimum area): 5 predicted pixels, a speck the polygons drop: pixel IoU 0,
+    # no polygon Jaccard;
     # class 1: a real square in both. Pixel and polygon means must both be over class 1 only.
     h = w = 64
     probs = np.zeros((10, h, w), np.float32)
     probs[0, 8:40, 8:40] = 0.9
-    probs[1, 50, 50:55] = 0.9
+    probs[2, 50, 50:55] = 0.9
     truth = np.zeros((10, h, w), np.uint8)
     truth[0, 10:40, 10:40] = 1
     transform = GridTransform(h, w, 0.0092, -0.009)
@@ -118,8 +119,8 @@ def test_every_mean_is_over_the_same_classes():
         probabilities=probs, preview=np.zeros((h, w, 3), np.uint8), thresholds=(0.5,) * 10,
         transform=transform, truth_masks=truth, truth_polys=masks_to_polygons(truth, transform))
     m = result.metrics((0.5,) * 10)
-    assert m["per_class"]["Misc. manmade structures"]["iou"] == 0.0
-    assert m["per_class"]["Misc. manmade structures"]["jaccard"] is None
+    assert m["per_class"]["Road"]["iou"] == 0.0
+    assert m["per_class"]["Road"]["jaccard"] is None
     assert m["mean_over"] == [1]
     assert m["mean"]["iou"] == m["per_class"]["Buildings"]["iou"]
     assert m["mean"]["jaccard"] == m["per_class"]["Buildings"]["jaccard"]
