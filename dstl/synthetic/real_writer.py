@@ -20,7 +20,6 @@ geometry: the README says so, and such a folder belongs in data/ (gitignored), n
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,10 +29,10 @@ import numpy as np
 
 from dstl.atomic import write_text_atomic
 from dstl.errors import DataError, DstlError
-from dstl.labels import read_grid_sizes, write_wkt_csv
+from dstl.labels import read_grid_sizes
 from dstl.real_sizes import three_band_size
 from dstl.synthetic.real_layout import list_real_ids, load_real_source, make_real_layout_image
-from dstl.synthetic.writer import PARTIAL, check_destination, install, write_image
+from dstl.synthetic.writer import check_destination, partial_dataset, write_image, write_tables
 
 __all__ = ["RealLayoutSummary", "generate_real_layout_dataset", "plan", "window_id"]
 
@@ -179,14 +178,9 @@ def generate_real_layout_dataset(out: str | os.PathLike, data: str | os.PathLike
     root = Path(out)
     check_destination(root, overwrite)
     grid = read_grid_sizes(data / "grid_sizes.csv")
-    partial = root / PARTIAL
-    if partial.exists():
-        shutil.rmtree(partial)
     summary = RealLayoutSummary(root, int(seed), float(scale))
     scene_windows = {}
-    try:
-        (partial / "three_band").mkdir(parents=True)
-        (partial / "sixteen_band").mkdir()
+    with partial_dataset(root) as partial:
         grid_rows, label_rows = [], []
         loaded = dict(sources or {})
         for rid, win in jobs:
@@ -213,18 +207,11 @@ def generate_real_layout_dataset(out: str | os.PathLike, data: str | os.PathLike
             summary.seconds[sid] = time.perf_counter() - start
             if progress is not None:
                 progress(sid)
-        write_wkt_csv(partial / "train_wkt_v4.csv", label_rows)
-        write_wkt_csv(partial / "sample_submission.csv", [])
         text = _readme(summary, data, scene_windows)
         if real_a:
             text = text.replace("every product (three_band, P, M, A) is rendered", "three_band, P and M are "
                                 "rendered").replace("No real pixel is used.", "**The A products are the REAL "
                                                     "ones** (sixteen_band/<id>_A.tif of DATA, --real-a).")
         write_text_atomic(partial / "README.md", text)
-        write_text_atomic(partial / "grid_sizes.csv", "\n".join([",Xmax,Ymin", *grid_rows]) + "\n")
-        install(partial, root)
-        shutil.rmtree(partial)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+        write_tables(partial, label_rows, [], grid_rows)
     return summary

@@ -23,7 +23,8 @@ dataset; a stale ``.partial`` from such a run is removed on the next one.
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,6 +150,33 @@ def write_image(root: Path, image: SyntheticImage) -> None:
         write_tiff(root / "sixteen_band" / f"{image.image_id}_{product}.tif", p[product])
 
 
+@contextmanager
+def partial_dataset(root: Path) -> Iterator[Path]:
+    """Yield ``root/.partial`` (fresh, with empty three_band/ and sixteen_band/) to write a dataset
+    into; when the block ends normally the dataset is installed into `root` (`install`), on any
+    exception (Ctrl-C included) the partial folder is removed and `root` is left as it was."""
+    partial = root / PARTIAL
+    if partial.exists():
+        shutil.rmtree(partial)
+    try:
+        (partial / "three_band").mkdir(parents=True)
+        (partial / "sixteen_band").mkdir()
+        yield partial
+        install(partial, root)
+        shutil.rmtree(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def write_tables(partial: Path, label_rows: list, sample_rows: list, grid_rows: list[str]) -> None:
+    """Write the dataset's CSVs: train_wkt_v4.csv, sample_submission.csv ((id, class, geometry)
+    rows) and grid_sizes.csv (``id,Xmax,Ymin`` lines under the real, first-cell-empty header)."""
+    write_wkt_csv(partial / "train_wkt_v4.csv", label_rows)
+    write_wkt_csv(partial / "sample_submission.csv", sample_rows)
+    write_text_atomic(partial / "grid_sizes.csv", "\n".join([",Xmax,Ymin", *grid_rows]) + "\n")
+
+
 def install(partial: Path, root: Path) -> None:
     """Move a complete dataset from `partial` into `root`, replacing a previous synthetic one.
 
@@ -192,14 +220,8 @@ def generate_dataset(out: str | os.PathLike, n_train: int = 8, n_test: int = 4,
     check_arguments(n_train, n_test, size, seed)
     root = Path(out)
     check_destination(root, overwrite)
-    partial = root / PARTIAL
-    if partial.exists():
-        shutil.rmtree(partial)
     summary = DatasetSummary(root, int(seed), size)
-    try:
-        partial.mkdir(parents=True)
-        (partial / "three_band").mkdir()
-        (partial / "sixteen_band").mkdir()
+    with partial_dataset(root) as partial:
         grid_rows: list[str] = []
         label_rows = []
         pixels = np.zeros(10)
@@ -221,15 +243,8 @@ def generate_dataset(out: str | os.PathLike, n_train: int = 8, n_test: int = 4,
                 del image
                 if progress is not None:
                     progress(iid)
-        write_wkt_csv(partial / "train_wkt_v4.csv", label_rows)
-        write_wkt_csv(partial / "sample_submission.csv",
-                      [(iid, c, None) for iid in summary.test_ids for c in range(1, 11)])
-        write_text_atomic(partial / "grid_sizes.csv", "\n".join([",Xmax,Ymin", *grid_rows]) + "\n")
-        install(partial, root)
-        shutil.rmtree(partial)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+        write_tables(partial, label_rows, [(iid, c, None) for iid in summary.test_ids for c in range(1, 11)],
+                     grid_rows)
     summary.class_fraction = {c: float(pixels[c - 1] / total) if total else 0.0 for c in range(1, 11)}
     summary.seconds = time.perf_counter() - start
     return summary
