@@ -82,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "then --set key=value, then the explicit flags below. "
                     "Example: python train/train.py --data data/synth --recipe unet_synth_quick "
                     "--out weights/unet_synth_20band")
-    p.add_argument("--data", required=True, help="DSTL-layout dataset folder (three_band/, sixteen_band/, "
-                   "grid_sizes.csv, train_wkt_v4.csv), real or from `python -m dstl synth`")
+    p.add_argument("--data", required=True, nargs="+", metavar="DATA",
+                   help="DSTL-layout dataset folder (three_band/, sixteen_band/, grid_sizes.csv, "
+                   "train_wkt_v4.csv), real or from `python -m dstl synth`; several folders are trained on "
+                   "together (image ids must differ), e.g. real-layout and rule-based scenes")
     p.add_argument("--out", required=True,
                    help="output weights folder (Hub layout), e.g. weights/unet_20band")
     p.add_argument("--recipe", help="recipe name in dstl/train/recipes (unet_real, res50unet_real, "
@@ -297,10 +299,15 @@ def load_init_weights(cfg: TrainConfig, bands: tuple[str, ...]):
     return start
 
 
+#: Model arguments that change no weight (dropout rates and placement): init_weights may differ in them.
+PARAMETER_FREE_ARGS = frozenset({"dropout", "dropout_placement", "drop_block", "drop_block_size"})
+
+
 def copy_init_weights(model: torch.nn.Module, start, cfg: TrainConfig) -> None:
     """Copy the loaded weights into the freshly built `model` (same constructor arguments required)."""
-    built = dict(getattr(model, "model_args", {}))
-    if built and built != dict(start.config.model_args):
+    built = {k: v for k, v in dict(getattr(model, "model_args", {})).items() if k not in PARAMETER_FREE_ARGS}
+    given = {k: v for k, v in dict(start.config.model_args).items() if k not in PARAMETER_FREE_ARGS}
+    if built and built != given:
         raise ConfigError(f"config: init_weights {cfg.init_weights} was built with "
                           f"{start.config.model_args}, this run with {built}; set model_args to match")
     model.load_state_dict(start.module.state_dict(), strict=True)
@@ -314,25 +321,41 @@ def detect_synthetic(dataset) -> bool:
     return is_synthetic_dataset(dataset.root) or all(i.startswith(ID_PREFIX) for i in dataset.image_ids)
 
 
-def load_data(root: str, cfg: TrainConfig, bands: tuple[str, ...], device: torch.device,
+def load_data(roots: str | list[str], cfg: TrainConfig, bands: tuple[str, ...], device: torch.device,
               info: ddp.DistInfo, stats=None) -> Data:
-    """Split the labelled images, load the training set into memory and keep the validation images.
+    """Split the labelled images of one or more DSTL folders, load the training set into memory and
+    keep the validation images.
 
     `stats` (BandStats) normalises the training crops; None estimates them from the training images.
+    Raises DataError where an image id is in two folders, or where a held-out real image
+    (dstl.splits.REAL_HOLDOUT_IDS, or a real-layout scene made on one) would be trained or validated on.
     """
     from dstl.dataset import DstlDataset
+    from dstl.splits import check_not_held_out
 
-    ds = DstlDataset(root, mask_cache=0)
-    labelled = ds.train_ids
+    roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+    source: dict[str, DstlDataset] = {}
+    datasets = []
+    for root in roots:
+        ds = DstlDataset(root, mask_cache=0)
+        datasets.append(ds)
+        for i in ds.train_ids:
+            if i in source:
+                raise DataError(f"image id {i} is in both {source[i].root} and {root}; "
+                                "--data folders must not share ids")
+            source[i] = ds
+    labelled = list(source)
+    where = " + ".join(str(r) for r in roots)
     if len(labelled) < 2:
-        raise DataError(f"{root}: training needs at least 2 labelled images (train_wkt_v4.csv), "
+        raise DataError(f"{where}: training needs at least 2 labelled images (train_wkt_v4.csv), "
                         f"found {len(labelled)}")
+    check_not_held_out(labelled, "training and validation")
     bar = dict(disable=not info.is_main, leave=False, dynamic_ncols=True)
-    masks = {i: ds.masks(i) for i in tqdm(labelled, desc="rasterising labels", **bar)}
+    masks = {i: source[i].masks(i) for i in tqdm(labelled, desc="rasterising labels", **bar)}
     if cfg.val_ids:
         unknown = [i for i in cfg.val_ids if i not in masks]
         if unknown:
-            raise ConfigError(f"config: val_ids {unknown} are not labelled images of {root}")
+            raise ConfigError(f"config: val_ids {unknown} are not labelled images of {where}")
         val_ids = sorted(cfg.val_ids)
         train_ids = [i for i in sorted(labelled) if i not in val_ids]
         if not train_ids:
@@ -341,16 +364,19 @@ def load_data(root: str, cfg: TrainConfig, bands: tuple[str, ...], device: torch
         counts = {i: class_fractions(m) for i, m in masks.items()}
         train_ids, val_ids = split_ids(labelled, counts, cfg.val_fraction, cfg.split_seed)
 
-    small = [i for i in train_ids if min(ds.image_size(i)) < cfg.crop_size]
+    def size(i: str) -> tuple[int, int]:
+        return source[i].image_size(i)
+
+    small = [i for i in train_ids if min(size(i)) < cfg.crop_size]
     if small:
-        raise DataError(_too_small_message(small, [ds.image_size(i) for i in small], train_ids, cfg, bands))
+        raise DataError(_too_small_message(small, [size(i) for i in small], train_ids, cfg, bands))
 
     def load(k: int):
         image_id = train_ids[k]
-        return ds.read_scene(image_id, bands).data, masks[image_id]
+        return source[image_id].read_scene(image_id, bands).data, masks[image_id]
 
     data_device = device if (device.type == "cuda" and cfg.data_on_device) else torch.device("cpu")
-    trainset = TrainSet(train_ids, [ds.image_size(i) for i in train_ids], load, bands, cfg.crop_size,
+    trainset = TrainSet(train_ids, [size(i) for i in train_ids], load, bands, cfg.crop_size,
                         rare_classes=cfg.rare_classes, rare_prob=cfg.rare_prob, device=data_device,
                         store_dtype=cfg.store_dtype, seed=cfg.split_seed, stats=stats,
                         progress=tqdm(total=len(train_ids), desc="loading training images", **bar))
@@ -358,17 +384,20 @@ def load_data(root: str, cfg: TrainConfig, bands: tuple[str, ...], device: torch
     scale = 1.0 / STORE_SCALE if cfg.store_dtype == "int16" else 1.0
     for image_id in tqdm(val_ids, desc="loading validation images", **bar):
         if info.is_main:  # only rank 0 validates
+            ds = source[image_id]
             x = ds.read_scene(image_id, bands).data
             if cfg.store_dtype == "int16":  # half the memory; converted back per validation pass
                 x = np.rint(np.clip(x, 0, 1) * STORE_SCALE).astype(np.int16)
             stored = x
             val_images.append(ValImage(image_id, stored, scale, np.asarray(masks[image_id]),
                                        ds.labels(image_id), ds.transform(image_id)))
-    synthetic = detect_synthetic(ds)
-    description = (f"SYNTHETIC scenes written by `python -m dstl synth` (folder `{Path(root).name}`, "
+    synthetic = all(detect_synthetic(ds) for ds in datasets)
+    parts = [f"`{Path(ds.root).name}` ({len(ds.train_ids)})" for ds in datasets]
+    folders = (f"folder {parts[0]}" if len(parts) == 1 else "folders " + " and ".join(parts))
+    description = (f"SYNTHETIC scenes written by `python -m dstl synth` ({folders}, "
                    f"{len(labelled)} labelled images in the DSTL competition layout), no real imagery"
                    if synthetic else
-                   f"the {len(labelled)} labelled images of the DSTL-layout folder `{Path(root).name}`")
+                   f"the {len(labelled)} labelled images of the DSTL-layout {folders}")
     return Data(train_ids, val_ids, trainset, val_images, synthetic, description)
 
 
@@ -809,7 +838,7 @@ def _training_record(run: Run, kept_epoch: int, val_scores: dict | None, holdout
     record = {
         "data": data.description,
         "synthetic": data.synthetic,
-        "dataset": str(run.args.data),
+        "dataset": " ".join(str(d) for d in run.args.data),
         "train_ids": data.train_ids,
         "val_ids": data.val_ids,
         "recipe": run.recipe,
