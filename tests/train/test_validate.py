@@ -63,3 +63,21 @@ def test_validate_with_fixed_thresholds_does_not_tune(make_dstl_folder, tmp_path
     result = validate(lambda img: img.masks * 0.4, images, [0.3], thresholds=[0.5] * 10, polygons=False)
     assert result.thresholds == [0.5] * 10
     assert result.iou[1] == 0.0 and result.jaccard == {}
+
+
+def test_one_standard_error_rule_prefers_the_middle_on_a_noisy_plateau():
+    # Class 1: positives at 0.45-0.95, negatives at 0.05-0.55, in 4 blocks of 512 px. The plain
+    # arg-max picks some threshold on the plateau; the rule must pick one within one jackknife SE
+    # of the best IoU and at least as near to 0.5.
+    rng = np.random.default_rng(3)
+    masks = np.zeros((10, 1024, 1024), dtype=np.uint8)
+    masks[0] = rng.random((1024, 1024)) < 0.3
+    probs = np.where(masks, rng.uniform(0.45, 0.95, masks.shape), rng.uniform(0.05, 0.55, masks.shape))
+    tuner = ThresholdTuner()
+    tuner.add(probs.astype(np.float32), masks)
+    grid = [round(0.05 * i, 2) for i in range(1, 20)]
+    plain, rule = tuner.best_plain(grid)[0], tuner.best(grid)[0]
+    top = max(tuner.iou(0, t) for t in grid)
+    assert tuner.iou(0, rule) >= top - tuner.iou_error(0, plain) - 1e-12
+    assert abs(rule - 0.5) <= abs(plain - 0.5)
+    assert tuner.iou_error(0, plain) > 0
