@@ -82,20 +82,18 @@ class ThresholdTuner:
     (class, negative/positive, bin) histogram, so the pixel IoU at any threshold is exact from the
     summed counts (sum of intersections / sum of unions) and its sampling error can be estimated
     by leaving one block out at a time (a block jackknife: neighbouring pixels are not independent,
-    blocks of 512 px, ~150 m, nearly are).
+    blocks of 512 px, ~160 m, nearly are).
     """
 
     def __init__(self, bins: int = THRESHOLD_BINS, block: int = TUNING_BLOCK):
         self.bins = bins
         self.block = block
-        self.blocks: list[np.ndarray] = []  # each int64 (n_blocks, class, negative/positive, bins)
+        self.blocks = np.zeros((0, NUM_CLASSES, 2, bins), dtype=np.int64)  # (block, class, neg/pos, bin)
 
     @property
     def hist(self) -> np.ndarray:
         """The histograms summed over all blocks: int64 (class, negative/positive, bins)."""
-        if not self.blocks:
-            return np.zeros((NUM_CLASSES, 2, self.bins), dtype=np.int64)
-        return sum(b.sum(axis=0) for b in self.blocks)
+        return self.blocks.sum(axis=0)
 
     def add(self, probs: np.ndarray, masks: np.ndarray) -> None:
         """probs float (10, H, W) in [0, 1]; masks (10, H, W) 0/1."""
@@ -109,15 +107,13 @@ class ThresholdTuner:
         for k in range(NUM_CLASSES):
             idx = b[k].ravel() + self.bins * ((masks[k].ravel() != 0) + 2 * block_of)
             out[:, k] = np.bincount(idx, minlength=2 * self.bins * n).reshape(n, 2, self.bins)
-        self.blocks.append(out)
+        self.blocks = np.concatenate([self.blocks, out])
 
     def _block_counts(self, k: int, t: float) -> np.ndarray:
         """int64 (n_blocks, 3): true positives, false positives, false negatives of class index k
         at threshold t in every block (positive iff probability >= t, to the bin resolution)."""
         i = int(round(t * self.bins))
-        empty = np.zeros((0, NUM_CLASSES, 2, self.bins), np.int64)
-        blocks = np.concatenate(self.blocks) if self.blocks else empty
-        neg, pos = blocks[:, k, 0], blocks[:, k, 1]
+        neg, pos = self.blocks[:, k, 0], self.blocks[:, k, 1]
         return np.stack([pos[:, i:].sum(1), neg[:, i:].sum(1), pos[:, :i].sum(1)], axis=1)
 
     def counts(self, k: int, t: float) -> tuple[int, int, int]:
@@ -149,19 +145,19 @@ class ThresholdTuner:
         to `default` (0.5, where a calibrated probability says "more likely than not"); ties go to
         the higher IoU. `default` for a class without positive pixels.
 
-        Why not the plain arg-max: the IoU curve is flat near its top, so on a few validation images
-        its arg-max is decided by noise and drifts to extreme thresholds (the stage-2 weights
-        shipped 0.95 for one class and 0.1 for another) that do not carry over to other images;
-        see BENCHMARKS.md "Threshold tuning".
+        Why not the plain arg-max (`best_plain`): the working hypothesis, not yet measured, is that
+        the IoU curve is flat near its top, so on a few validation images its arg-max is decided by
+        noise and drifts to extreme thresholds (the stage-2 weights shipped 0.95 for one class and
+        0.1 for another) that do not carry over to other images.
         """
+        plain = self.best_plain(grid, default)
         out = []
         for k in range(NUM_CLASSES):
             if self.hist[k, 1].sum() == 0:
                 out.append(default)
                 continue
             ious = [self.iou(k, t) or 0.0 for t in grid]
-            top = int(np.argmax(ious))
-            floor = ious[top] - self.iou_error(k, grid[top])
+            floor = self.iou(k, plain[k]) - self.iou_error(k, plain[k])
             admissible = [(-abs(t - default), v, t) for t, v in zip(grid, ious, strict=True) if v >= floor]
             out.append(max(admissible)[2])
         return out
