@@ -303,3 +303,13 @@ def test_an_error_while_loading_images_starts_its_own_line(data, tmp_path, forge
     expected = "truncated TIFF" if damage == "truncated pixel data" else "M product of 1 x 1 px does not fit"
     assert expected in line
     assert not (tmp_path / "w").exists()
+
+
+def test_two_data_folders_sharing_an_image_id_are_refused(data, make_dstl_folder, tmp_path, capsys):
+    other = make_dstl_folder(tmp_path / "other", sizes=SIZES, labelled=LABELLED, seed=3)
+    args = _args(data, tmp_path / "w", tmp_path / "c.pt")
+    args[args.index(str(data)) + 1:args.index(str(data)) + 1] = [str(other)]
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is in both" in err[0] and "must not share ids" in err[0]
+    assert not (tmp_path / "w").exists()
