@@ -93,8 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", type=Path, default=None, help="JSON of bench/pixel_baseline.py --json")
     p.add_argument("--precision", default="auto", help="engine precision (default: auto, as the CLI)")
     p.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
+    p.add_argument("--names", nargs="+", default=None,
+                   help="column names, one per --weights (default: each folder's name)")
     p.add_argument("--json", type=Path, default=None, help="write every figure here as JSON")
     args = p.parse_args(argv)
+    names = args.names or [Path(s).name for s in args.weights]
+    if len(names) != len(args.weights) or len(set(names)) != len(names):
+        p.error("--names: one distinct name per --weights (two weights folders share the name "
+                "'" + next((n for n in names if names.count(n) > 1), "?") + "'; give --names)")
 
     dataset = DstlDataset(args.holdout)
     ids = list(dataset.train_ids)
@@ -102,20 +108,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:
         payload = json.loads(args.baseline.read_text())
         baseline = payload["holdout"]
-        seed = payload["settings"]["holdout_seed"]
+        settings = payload["settings"]
+        origin = (f"held-out folder {settings['holdout_data']}" if settings.get("holdout_data")
+                  else f"held-out seed {settings['holdout_seed']}")
         # pixel_baseline.py generates its held-out set itself (same generator, seed and size as
-        # `python -m dstl synth`): it must have scored these very images.
+        # `python -m dstl synth`) or reads --holdout-data: it must have scored these very images.
         if payload["ids"]["holdout"] != ids:
             raise SystemExit(f"the baseline was scored on images {payload['ids']['holdout']}, "
                              f"{args.holdout} holds {ids}")
-        print(f"baseline: per-pixel logistic regression, held-out seed {seed}, {len(ids)} images")
+        print(f"baseline: per-pixel logistic regression, {origin}, {len(ids)} images")
     columns = []
     for source in args.weights:
         col = score_weights(source, dataset, ids, args.precision, args.tta)
         print(f"{source}: mean Kaggle Jaccard {_fmt(col['kaggle_jaccard_mean'])}, pixel IoU "
               f"{_fmt(col['pixel_iou_mean'])} ({col['seconds']:.0f} s for {len(ids)} images)", flush=True)
         columns.append(col)
-    names = [Path(s).name for s in args.weights]
     print()
     print(markdown_table(names, columns, baseline))
     if args.json:

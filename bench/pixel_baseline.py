@@ -10,6 +10,12 @@ surfaces but cannot split them: that is what the synthetic data is built to dema
 
     python bench/pixel_baseline.py --train 8 --holdout 4 --size 1024x1024 --json out/pixel_baseline.json
 
+Or on folders already written, e.g. the real-layout scenes (`synth --layouts`): trained on every
+labelled image of `--train-data` (held-out real ids refused), scored on every one of `--holdout-data`:
+
+    python bench/pixel_baseline.py --train-data data/rl_rest --holdout-data data/rl_holdout \
+        --json out/pixel_baseline_rl.json
+
 Prints a table; writes JSON with every figure and the exact settings.
 """
 
@@ -28,6 +34,7 @@ from dstl.atomic import write_text_atomic  # noqa: E402
 from dstl.classes import CLASSES  # noqa: E402
 from dstl.cli.synth import parse_size  # noqa: E402
 from dstl.dataset import DstlDataset  # noqa: E402
+from dstl.splits import check_not_held_out  # noqa: E402
 from dstl.synthetic import generate_dataset  # noqa: E402
 from dstl.synthetic.baseline import (  # noqa: E402
     SHAPE_DEFINED_PAIRS,
@@ -65,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-class", type=int, default=1500, help="extra training pixels per class per image")
     p.add_argument("--workdir", type=Path, default=None,
                    help="where the datasets are generated / reused (default: a temporary folder)")
+    p.add_argument("--train-data", type=Path, default=None,
+                   help="a labelled DSTL folder to train on instead of generating one")
+    p.add_argument("--holdout-data", type=Path, default=None,
+                   help="a labelled DSTL folder to score on instead of generating one")
     p.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
     args = p.parse_args(argv)
+    if (args.train_data is None) != (args.holdout_data is None):
+        p.error("--train-data and --holdout-data go together")
     if args.train_seed == args.holdout_seed:
         p.error("--train-seed and --holdout-seed must differ")
     size = parse_size(args.size)
@@ -75,12 +88,20 @@ def main(argv: list[str] | None = None) -> int:
         work = args.workdir or Path(tmp)
         t0 = time.perf_counter()
         tag = f"{size[0]}x{size[1]}"
-        train = _dataset(work / f"train_s{args.train_seed}_{tag}_n{args.train}", args.train, size,
-                         args.train_seed)
-        hold = _dataset(work / f"holdout_s{args.holdout_seed}_{tag}_n{args.holdout}",
-                        args.holdout, size, args.holdout_seed)
+        if args.train_data is not None:
+            train, hold = DstlDataset(args.train_data), DstlDataset(args.holdout_data)
+            train_ids, hold_ids = list(train.train_ids), list(hold.train_ids)
+            check_not_held_out(train_ids, what=f"--train-data {args.train_data}")
+            if set(train_ids) & set(hold_ids):
+                p.error("--train-data and --holdout-data share labelled images: "
+                        + ", ".join(sorted(set(train_ids) & set(hold_ids))[:5]))
+        else:
+            train = _dataset(work / f"train_s{args.train_seed}_{tag}_n{args.train}", args.train, size,
+                             args.train_seed)
+            hold = _dataset(work / f"holdout_s{args.holdout_seed}_{tag}_n{args.holdout}",
+                            args.holdout, size, args.holdout_seed)
+            train_ids, hold_ids = train.train_ids[:args.train], hold.train_ids[:args.holdout]
         t_gen = time.perf_counter() - t0
-        train_ids, hold_ids = train.train_ids[:args.train], hold.train_ids[:args.holdout]
         rng = np.random.default_rng(0)
         X, Y = sample_pixels(train, train_ids, args.per_image, args.per_class, rng)
         t1 = time.perf_counter()
@@ -91,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(clf, hold, hold_ids)
         t_all = time.perf_counter() - t0
 
-    print(f"per-pixel logistic regression on 20 bands: {len(X)} training pixels from {len(train_ids)} "
-          f"images (seed {args.train_seed}), scored on {len(hold_ids)} held-out images "
-          f"(seed {args.holdout_seed}), {size[0]}x{size[1]} px")
+    if args.train_data is not None:
+        print(f"per-pixel logistic regression on 20 bands: {len(X)} training pixels from {len(train_ids)} "
+              f"images of {args.train_data}, scored on {len(hold_ids)} images of {args.holdout_data}")
+    else:
+        print(f"per-pixel logistic regression on 20 bands: {len(X)} training pixels from {len(train_ids)} "
+              f"images (seed {args.train_seed}), scored on {len(hold_ids)} held-out images "
+              f"(seed {args.holdout_seed}), {size[0]}x{size[1]} px")
     print(f"{'class':28s} {'pixel IoU':>9s} {'Kaggle J':>9s} {'(train IoU)':>11s} {'threshold':>9s} "
           f"{'union-as-both IoU':>17s}")
     for c in CLASSES:

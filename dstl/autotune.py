@@ -142,9 +142,12 @@ def run_costs(profile: SpeedProfile, tile_passes: int, *, calibration_tiles: int
 
 
 def choose_precision(profile: SpeedProfile, tile_passes: int, *, calibration_tiles: int,
-                     int8_ready: bool = False, min_gain: float = MIN_GAIN) -> str:
-    """The cheapest precision for the run by `run_costs`; fp32 unless another saves `min_gain`."""
+                     int8_ready: bool = False, min_gain: float = MIN_GAIN, allow_int8: bool = True) -> str:
+    """The cheapest precision for the run by `run_costs`; fp32 unless another saves `min_gain`.
+    `allow_int8` False leaves int8 out (weights whose int8 output was found too far from fp32)."""
     costs = run_costs(profile, tile_passes, calibration_tiles=calibration_tiles, int8_ready=int8_ready)
+    if not allow_int8:
+        costs.pop("int8", None)
     if "fp32" not in costs:
         return "fp32"
     best = min(costs, key=lambda p: (costs[p], p != "fp32"))

@@ -46,7 +46,10 @@ How a scene is processed:
   that is cheapest for the run by *measurement* (`speed_profile`, `dstl.autotune`): the first
   "auto" run times one tile's forward pass at fp32, bf16 and int8 (through oneDNN and FBGEMM,
   whichever is faster here) and picks per run, counting int8's one-off build and per-scene
-  calibration, so a small image never waits for int8's setup. Float runs use a copy of the
+  calibration, so a small image never waits for int8's setup. An "auto" run keeps int8 only if,
+  on the scene's calibration tiles, its probabilities stay within INT8_MAX_DEVIATION of fp32's;
+  otherwise it goes on in float and the predictor stops offering int8 for those weights.
+  Float runs use a copy of the
   module with BatchNorm folded into the convolutions (`dstl.runners.FloatRunner`); everything
   runs in channels_last memory format. The folded copy and the int8 model are built on first
   use and kept by the Predictor. `bench/bench_inference.py` measures all of this against fp32.
@@ -97,6 +100,16 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 #: 0.403. Too few tiles miss the extremes of the activations, which int8 then clips.
 INT8_CALIBRATION_TILES = 16
 
+#: Largest mean absolute probability difference between int8 and fp32, measured on the scene's
+#: own calibration tiles after calibrating (`Int8Model.deviation`), that an "auto" run accepts
+#: int8 with; above it the run goes on in float (`Prediction.info["int8_rejected"]`) and this
+#: predictor does not try int8 again for these weights. Why: weights differ in how well they
+#: quantise. On a full-size held-out real-layout scene (synth_rl_6110_1_2) the stage-2 RGB UNet's
+#: int8 probabilities are 0.003 from fp32 on average (pixel IoU within 0.02 per class), while the
+#: stage-3 candidate trained on real-layout scenes was 0.034 away, with crops' IoU 0.11 -> 0.32
+#: and trees' 0.13 -> 0.08: int8 changed the answer, not just the speed.
+INT8_MAX_DEVIATION = 0.01
+
 ProgressFn = Callable[[int, int], None]
 
 
@@ -124,7 +137,9 @@ class Prediction:
             (int8 calibration, folding BatchNorm on first use), input_seconds (cutting and
             normalising tiles), model_seconds (forward passes, sigmoid and blending weights,
             transfers included), blend_seconds (accumulating tiles and dividing by the weights),
-            tiles_per_second (tile passes, TTA counted) and, for int8, int8_engine.
+            tiles_per_second (tile passes, TTA counted) and, whenever int8 was calibrated,
+            int8_engine and int8_deviation (mean |int8 - fp32| probability on the calibration
+            tiles), plus int8_rejected True when "auto" then ran in float instead.
     """
 
     image_id: str
@@ -448,6 +463,8 @@ class Predictor:
         self._float = FloatRunner(self.module)  # BatchNorm-folded copy, made on first use
         self._float_lock = threading.Lock()
         self._int8: Int8Model | None = None  # built on first int8 use, rebuilt if the weights change
+        # weights fingerprint whose int8 model deviated too far (INT8_MAX_DEVIATION) in an "auto" run
+        self._int8_rejected: str | None = None
         self._int8_lock = threading.Lock()
         self._profile: autotune.SpeedProfile | None = None
         self._mean = np.asarray(self.normalization.mean, dtype=np.float32).reshape(-1, 1, 1)
@@ -491,8 +508,10 @@ class Predictor:
                  and int8.fingerprint == weights_fingerprint(self.module))
         if calibration_tiles is None:
             calibration_tiles = min(INT8_CALIBRATION_TILES, tile_passes)
+        allow_int8 = self._int8_rejected != weights_fingerprint(self.module)
         return autotune.choose_precision(self.speed_profile(), tile_passes,
-                                         calibration_tiles=calibration_tiles, int8_ready=ready)
+                                         calibration_tiles=calibration_tiles, int8_ready=ready,
+                                         allow_int8=allow_int8)
 
     def speed_profile(self, measure: bool = True) -> autotune.SpeedProfile | None:
         """Measured seconds per tile forward at each precision on this machine (CPU only);
@@ -628,6 +647,7 @@ class Predictor:
         data = scene.data
         was_training = self.module.training
         self.module.eval()
+        int8_info: dict = {}
         try:
             t_setup = time.perf_counter()
             if precision == "int8":
@@ -646,10 +666,19 @@ class Predictor:
                         self._int8 = None  # free the old copies first
                         self._int8 = Int8Model(self.module, engine)
                     runner = self._int8.calibrate(torch.from_numpy(calib))
-                    setup_seconds = time.perf_counter() - t_setup
-                    with runners.quantized_engine(engine):
-                        probs, timings = self._run(data, bsel, plan, runner, precision, tta, progress, cancel)
-            else:
+                    int8_info["int8_engine"] = engine
+                    int8_info["int8_deviation"] = self._int8.deviation
+                    if self.precision == "auto" and self._int8.deviation > INT8_MAX_DEVIATION:
+                        # int8 would change the answer for these weights: go on in float
+                        self._int8_rejected = self._int8.fingerprint
+                        int8_info["int8_rejected"] = True
+                        precision = self.resolve_precision(passes, n_calib)
+                    else:
+                        setup_seconds = time.perf_counter() - t_setup
+                        with runners.quantized_engine(engine):
+                            probs, timings = self._run(data, bsel, plan, runner, precision, tta, progress,
+                                                       cancel)
+            if precision != "int8":
                 runner = self._float_runner()
                 setup_seconds = time.perf_counter() - t_setup
                 probs, timings = self._run(data, bsel, plan, runner, precision, tta, progress, cancel)
@@ -660,7 +689,7 @@ class Predictor:
             "device": str(self.device), "precision": precision, "tta": tta, "tile_size": plan.tile,
             "overlap": self.overlap, "batch_size": self.batch_for(plan.tile), "tiles": plan.n_tiles,
             "seconds": seconds, "setup_seconds": setup_seconds, **timings,
-            **({"int8_engine": self._int8.engine} if precision == "int8" else {}),
+            **int8_info,
             "tiles_per_second": plan.n_tiles * n_aug / max(seconds, 1e-9),
         }
         return Prediction(scene.image_id, probs, thr, self.bands, info)

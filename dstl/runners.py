@@ -244,6 +244,8 @@ class Int8Model:
         self.quantized: nn.Module | None = None
         # observer owner in the quantised model -> ("in" | "out", path of the original module)
         self.points: dict[str, tuple[str, str]] = {}
+        #: mean |int8 - float| probability on the last calibration tiles (set by `calibrate`)
+        self.deviation: float | None = None
 
     def _build(self) -> None:
         """Fuse, wrap and convert a copy of the module; record its observation points."""
@@ -310,8 +312,9 @@ class Int8Model:
         # The float remainder (transposed convs) runs on channels_last activations like the rest.
         self.quantized = convert(model, inplace=True).eval().to(memory_format=torch.channels_last)
 
-    def _observe(self, calib: torch.Tensor) -> dict[str, tuple[float, float]]:
-        """Min/max at every observation point of the original module over `calib`'s tiles."""
+    def _observe(self, calib: torch.Tensor) -> tuple[dict[str, tuple[float, float]], list[torch.Tensor]]:
+        """Min/max at every observation point of the original module over `calib`'s tiles, and
+        the module's float outputs (logits, one (1, classes, h, w) tensor per tile)."""
         seen: dict[tuple[str, str], tuple[float, float]] = {}
 
         def record(key, t):
@@ -330,15 +333,32 @@ class Int8Model:
                     hooks.append(m.register_forward_hook(
                         lambda mod, args, out, key=(kind, path): record(key, out)))
             with torch.inference_mode():
-                for i in range(calib.shape[0]):  # one tile at a time: bounded memory
-                    self.module(calib[i:i + 1].contiguous(memory_format=torch.channels_last))
+                outputs = [self.module(calib[i:i + 1].contiguous(memory_format=torch.channels_last))
+                           for i in range(calib.shape[0])]  # one tile at a time: bounded memory
         finally:
             for h in hooks:
                 h.remove()
-        return {name: seen[pt] for name, pt in self.points.items()}
+        return {name: seen[pt] for name, pt in self.points.items()}, outputs
+
+    def _deviation(self, calib: torch.Tensor, reference: list[torch.Tensor]) -> float:
+        """Mean absolute difference between the quantised and the float model's sigmoid
+        probabilities over every class and pixel of the calibration tiles."""
+        total, count = 0.0, 0
+        with torch.inference_mode(), quantized_engine(self.engine):
+            for i, ref in enumerate(reference):
+                out = self.quantized(calib[i:i + 1].contiguous(memory_format=torch.channels_last))
+                total += float((torch.sigmoid(out.float()) - torch.sigmoid(ref.float())).abs().sum())
+                count += ref.numel()
+        return total / max(count, 1)
 
     def calibrate(self, calib: torch.Tensor) -> nn.Module:
-        """The quantised model with activation ranges observed on the float tiles `calib`."""
+        """The quantised model with activation ranges observed on the float tiles `calib`.
+
+        Also sets `deviation`: how far the calibrated int8 model's probabilities are from the
+        float model's on those same tiles (mean absolute difference, probability units; one
+        extra int8 pass over the calibration tiles). Some weights quantise far worse than
+        others (see the engine's INT8_MAX_DEVIATION), and this is how a caller can tell.
+        """
         with warnings.catch_warnings():
             # torch.ao.quantization announces its own deprecation on every call; it is still
             # the CPU int8 path of the pinned torch (requirements.txt).
@@ -348,7 +368,8 @@ class Int8Model:
             if self.quantized is None:
                 with quantized_engine(self.engine):  # weights are packed for this engine
                     self._build()
-            for name, (mn, mx) in self._observe(calib).items():
+            ranges, reference = self._observe(calib)
+            for name, (mn, mx) in ranges.items():
                 obs = MinMaxObserver(dtype=torch.quint8, reduce_range=self.reduce_range)
                 obs(torch.tensor([mn, mx]))
                 scale, zero_point = obs.calculate_qparams()
@@ -361,5 +382,6 @@ class Int8Model:
                     target.scale, target.zero_point = float(scale), int(zero_point)
                 else:
                     raise RuntimeError(f"int8: no place for the qparams observed at {name!r}")
+            self.deviation = self._deviation(calib, reference)
         return self.quantized
 

@@ -428,6 +428,36 @@ def test_auto_measures_for_real_and_keeps_the_int8_model_it_built():
     autotune.clear_cache()
 
 
+def test_auto_drops_int8_for_weights_it_would_change(monkeypatch):
+    # int8 is the measured fastest, but these weights' int8 output is far from fp32 on the
+    # calibration tiles: "auto" must answer in float, say so, and not calibrate int8 again.
+    from tests.test_runners import outlier_convnet
+
+    autotune.clear_cache()
+    monkeypatch.setattr(autotune, "measure_speeds", fake_measurement({"fp32": 1.0, "int8": 0.1}, build=0.0))
+    monkeypatch.setattr(runners, "int8_engines", lambda: ["x86"])
+    scene = smooth_scene(256, 256, bands=RGB_BANDS)
+    net = outlier_convnet()
+    p = Predictor(net, bands=RGB_BANDS, tile_size=32, device="cpu")
+    assert p.resolve_precision(10_000) == "int8"
+    first = p.predict(scene)
+    assert first.info["int8_rejected"] is True and first.info["precision"] == "fp32"
+    assert first.info["int8_deviation"] > engine.INT8_MAX_DEVIATION
+    fp32 = predict(scene, net, bands=RGB_BANDS, tile_size=32, precision="fp32")
+    np.testing.assert_array_equal(first.probs, fp32.probs)
+    assert p.resolve_precision(10_000) == "fp32"
+    second = p.predict(scene)
+    assert second.info["precision"] == "fp32" and "int8_deviation" not in second.info
+    # an explicit int8 is honoured, with its deviation reported
+    forced = Predictor(net, bands=RGB_BANDS, tile_size=32, precision="int8").predict(scene)
+    assert forced.info["precision"] == "int8" and forced.info["int8_deviation"] > engine.INT8_MAX_DEVIATION
+    # weights that quantise well keep int8 under "auto"
+    good = Predictor(small_convnet(3), bands=RGB_BANDS, tile_size=32, device="cpu").predict(scene)
+    assert good.info["precision"] == "int8" and good.info["int8_deviation"] < engine.INT8_MAX_DEVIATION
+    assert "int8_rejected" not in good.info
+    autotune.clear_cache()
+
+
 def test_bad_options_are_clear_errors():
     with pytest.raises(DstlError, match="precision"):
         Predictor(PickChannels(3), bands=RGB_BANDS, precision="fp16")

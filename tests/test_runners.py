@@ -97,3 +97,32 @@ def test_int8_model_agrees_with_float_on_every_engine(engine):
 def test_an_unsupported_engine_is_a_clear_error():
     with pytest.raises(ValueError, match="not supported"):
         Int8Model(convnet(), "no-such-engine")
+
+
+def outlier_convnet(seed=0):
+    """A net that per-tensor int8 cannot represent: one channel of the first conv's output is
+    ~1e4 times the others, so quantising that activation rounds the useful channels to zero,
+    and the head reads only those."""
+    torch.manual_seed(seed)
+    first, head = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 10, 1)
+    with torch.no_grad():
+        first.weight[0].mul_(1e4)
+        first.bias[0] = 1e4
+        head.weight[:, 0] = 0.0
+        head.weight.mul_(4.0)
+    return nn.Sequential(nn.Sequential(first, nn.ReLU()), head).eval()
+
+
+@pytest.mark.parametrize("engine", int8_engines())
+def test_calibration_measures_how_far_int8_is_from_float(engine):
+    x = torch.randn(4, 3, 32, 32)
+    good = Int8Model(convnet(), engine)
+    good.calibrate(x)
+    bad = Int8Model(outlier_convnet(), engine)
+    bad.calibrate(x)
+    with torch.no_grad():  # the measure is the mean |sigmoid(int8) - sigmoid(float)|
+        with runners.quantized_engine(engine):
+            q = torch.sigmoid(bad.quantized(x.contiguous(memory_format=torch.channels_last)))
+        f = torch.sigmoid(bad.module(x))
+    assert bad.deviation == pytest.approx((q - f).abs().mean().item(), rel=1e-4)
+    assert good.deviation < 0.01 < bad.deviation
