@@ -54,6 +54,25 @@ def score_weights(source: str, dataset: DstlDataset, ids: list[str], precision: 
             "seconds": time.perf_counter() - t0}
 
 
+def record_metrics(folder: Path, key: str, col: dict, ids: list[str], holdout: Path, command: str,
+                   name: str | None) -> None:
+    """Store one model's held-out figures in `folder`/config.json as training.metrics[key], in the
+    layout train/train.py --holdout uses (per-class dicts keyed by class id as a string)."""
+    path = folder / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    training = config.get("training")
+    if not isinstance(training, dict):
+        raise SystemExit(f"{path}: no training record to add metrics to (untrained weights?)")
+    training.setdefault("metrics", {})[key] = {
+        "name": name or f"the {len(ids)} labelled images of {holdout.name}",
+        "dataset": holdout.name, "ids": ids, "command": command, "precision": col["precision"],
+        "jaccard": {str(k): v for k, v in col["kaggle_jaccard"].items()},
+        "jaccard_mean": col["kaggle_jaccard_mean"],
+        "iou": {str(k): v for k, v in col["pixel_iou"].items()}, "iou_mean": col["pixel_iou_mean"],
+    }
+    write_text_atomic(path, json.dumps(config, indent=2) + "\n")
+
+
 def _fmt(v) -> str:
     return "–" if v is None else f"{v:.3f}"
 
@@ -96,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--names", nargs="+", default=None,
                    help="column names, one per --weights (default: each folder's name)")
     p.add_argument("--json", type=Path, default=None, help="write every figure here as JSON")
+    p.add_argument("--record", metavar="KEY", default=None,
+                   help="also write each local weights folder's figures into its config.json as "
+                        "training.metrics.KEY (e.g. holdout_real_layout), with the held-out ids and "
+                        "this command")
+    p.add_argument("--record-name", default=None,
+                   help="with --record: what the held-out images are, in words (the cards' model-index name)")
     args = p.parse_args(argv)
     names = args.names or [Path(s).name for s in args.weights]
     if len(names) != len(args.weights) or len(set(names)) != len(names):
@@ -125,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         columns.append(col)
     print()
     print(markdown_table(names, columns, baseline))
+    if args.record:
+        command = "python bench/bundled_weights.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        for source, col in zip(args.weights, columns, strict=True):
+            if Path(source).is_dir():
+                record_metrics(Path(source), args.record, col, ids, args.holdout, command, args.record_name)
+                print(f"recorded training.metrics.{args.record} in {Path(source) / 'config.json'}")
     if args.json:
         models = dict(zip(names, columns, strict=True))
         out = {"holdout": str(args.holdout), "ids": ids, "models": models, "baseline": baseline}

@@ -65,26 +65,42 @@ def _datasets(training: dict) -> list[str] | None:
     return [SYNTHETIC_DATASET] if training.get("synthetic") else None
 
 
+#: The `training.metrics` entries that are held-out results, in the order the card lists them:
+#: "holdout" (train/train.py --holdout, or bench/bundled_weights.py --record holdout) and
+#: "holdout_real_layout" (bench/bundled_weights.py --record: the real-layout scenes of the five
+#: held-out real images, `dstl.splits.REAL_HOLDOUT_IDS`).
+HELDOUT_KEYS = ("holdout", "holdout_real_layout")
+
+#: The model-index `dataset.config` of each held-out entry: the Hub groups results by task,
+#: dataset type, config and split, so the two sets of scenes need configs of their own.
+HELDOUT_CONFIGS = {"holdout": "rule-based", "holdout_real_layout": "real-layout"}
+
+
 def heldout_results(config: ModelConfig, dataset_name: str | None = None) -> list:
     """`EvalResult`s of the held-out metrics in `config.training` (empty if none were recorded)."""
     from huggingface_hub import EvalResult
 
     training = config.training or {}
-    holdout = (training.get("metrics") or {}).get("holdout")
-    if not holdout:
-        return []
+    metrics = training.get("metrics") or {}
     datasets = _datasets(training) or ["held-out"]
     synthetic = "synthetic " if training.get("synthetic") else ""
-    name = dataset_name or f"held-out {synthetic}images (never trained or tuned on)"
-    common = dict(task_type=TASK, task_name="Semantic segmentation (10 DSTL classes)",
-                  dataset_type=datasets[0], dataset_name=name, dataset_split="holdout")
     out = []
-    if "jaccard_mean" in holdout:
-        out.append(EvalResult(**common, metric_type="jaccard", metric_value=round(holdout["jaccard_mean"], 3),
-                              metric_name="Kaggle polygon Jaccard, mean of 10 classes"))
-    if "iou_mean" in holdout:
-        out.append(EvalResult(**common, metric_type="mean_iou", metric_value=round(holdout["iou_mean"], 3),
-                              metric_name="pixel IoU, mean of 10 classes"))
+    present = [k for k in HELDOUT_KEYS if metrics.get(k)]
+    for key in present:
+        holdout = metrics[key]
+        if key == "holdout":
+            name = dataset_name or f"held-out {synthetic}images (never trained or tuned on)"
+        else:  # recorded by bench/bundled_weights.py --record, which names its images
+            name = holdout.get("name") or key
+        common = dict(task_type=TASK, task_name="Semantic segmentation (10 DSTL classes)",
+                      dataset_type=datasets[0], dataset_name=name, dataset_split="holdout",
+                      dataset_config=HELDOUT_CONFIGS[key] if len(present) > 1 else None)
+        for field_name, metric, words in (("jaccard_mean", "jaccard", "Kaggle polygon Jaccard"),
+                                          ("iou_mean", "mean_iou", "pixel IoU")):
+            if field_name in holdout:
+                out.append(EvalResult(**common, metric_type=metric,
+                                      metric_value=round(holdout[field_name], 3),
+                                      metric_name=f"{words}, mean of 10 classes"))
     return out
 
 
@@ -123,9 +139,10 @@ def _lineage(config: ModelConfig, base_model: str | None, results: list) -> list
                      "`python -m dstl synth`; it is not a Hub dataset.")
     if results:
         words = {"jaccard": "mean Kaggle polygon Jaccard", "mean_iou": "mean pixel IoU"}
-        scores = ", ".join(f"{words[r.metric_type]} {r.metric_value:.3f}" for r in results)
-        lines.append(f"Held-out results (`model-index` in the metadata; {results[0].dataset_name}): "
-                     f"{scores}.")
+        for dataset in dict.fromkeys(r.dataset_name for r in results):
+            scores = ", ".join(f"{words[r.metric_type]} {r.metric_value:.3f}" for r in results
+                               if r.dataset_name == dataset)
+            lines.append(f"Held-out results (`model-index` in the metadata; {dataset}): {scores}.")
     return [" ".join(lines), ""] if lines else []
 
 

@@ -17,7 +17,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
 
 from dstl.models import BUNDLED_DIR, UNet, config_for, load_model, save_pretrained
-from dstl.models.card import DEFAULT_LICENSE, SYNTHETIC_DATASET, card_notes, model_card
+from dstl.models.card import DEFAULT_LICENSE, HELDOUT_KEYS, SYNTHETIC_DATASET, card_notes, model_card
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,8 +56,11 @@ def test_bundled_cards_carry_hub_metadata_with_the_recorded_held_out_scores(name
     assert data.base_model is None  # stage 1 (init_weights) is a local folder, not a Hub repo
     assert training["init_weights"]["source"] in card.text and "no `base_model`" in card.text
     assert data.model_name == f"dstl-{name}"
-    values = {r.metric_type: r.metric_value for r in data.eval_results}
-    assert values == {"jaccard": round(holdout["jaccard_mean"], 3), "mean_iou": round(holdout["iou_mean"], 3)}
+    recorded = [training["metrics"][k] for k in HELDOUT_KEYS if k in training["metrics"]]
+    assert recorded[0] is holdout
+    values = [(r.metric_type, r.metric_value) for r in data.eval_results]
+    assert values == [pair for h in recorded for pair in
+                      (("jaccard", round(h["jaccard_mean"], 3)), ("mean_iou", round(h["iou_mean"], 3)))]
     assert {r.dataset_split for r in data.eval_results} == {"holdout"}
     meta = front_matter((BUNDLED_DIR / name / "README.md").read_text())
     check_model_index(meta)
@@ -116,6 +119,22 @@ def test_base_model_is_the_hub_repo_training_started_from(tmp_path):
     m, cfg = trained_config(init_weights={"source": "runs/stage1", "description": "folder runs/stage1"})
     save_pretrained(m, cfg, tmp_path / "l")
     assert ModelCard.load(tmp_path / "l" / "README.md").data.base_model is None
+
+
+def test_real_layout_held_out_results_are_a_second_model_index_dataset():
+    real_layout = {"name": "5 held-out real-layout scenes", "jaccard_mean": 0.3012, "iou_mean": 0.2899}
+    _, cfg = trained_config(metrics={"holdout": {"jaccard_mean": 0.41234, "iou_mean": 0.38766},
+                                     "holdout_real_layout": real_layout})
+    text = model_card(cfg, heldout_name="8 rule-based scenes")
+    data = ModelCard(text).data
+    by_dataset = {}
+    for r in data.eval_results:
+        by_dataset.setdefault(r.dataset_name, {})[r.metric_type] = r.metric_value
+    assert by_dataset == {"8 rule-based scenes": {"jaccard": 0.412, "mean_iou": 0.388},
+                          "5 held-out real-layout scenes": {"jaccard": 0.301, "mean_iou": 0.29}}
+    check_model_index(front_matter(text))
+    assert ("(`model-index` in the metadata; 5 held-out real-layout scenes): mean Kaggle polygon Jaccard "
+            "0.301") in text
 
 
 def test_recorded_license_and_datasets_win_and_an_untrained_card_has_no_results(tmp_path):
