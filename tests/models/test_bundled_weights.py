@@ -12,6 +12,7 @@ import pytest
 
 from dstl.bands import ALL_BANDS, RGB_BANDS
 from dstl.models import BUNDLED_DIR, list_bundled, load_model
+from dstl.splits import REAL_HOLDOUT_IDS, held_out, real_id
 
 REPO = Path(__file__).resolve().parents[2]
 SPECTRAL_CLASSES = (5, 6, 7, 8)  # trees, crops, waterway, standing water: told apart by their spectra
@@ -57,11 +58,45 @@ def test_the_20_band_model_beats_the_rgb_model_where_spectra_matter(bundled):
         assert j20[str(k)] > jrgb[str(k)], k
 
 
-@pytest.mark.parametrize("name", ["unet-20band", "unet-rgb"])
-def test_bundled_weights_load_as_the_architecture_they_were_trained_with(bundled, name):
-    """They were trained with the "deep" dropout placement, which their config.json records; dropout has
-    no parameters and is off in eval, so the placement changes neither the keys nor inference."""
+@pytest.mark.parametrize("name, placement", [("unet-20band", "deep"), ("unet-rgb", "original")])
+def test_bundled_weights_load_as_the_architecture_they_were_trained_with(bundled, name, placement):
+    """Stage 2 (unet-20band) trained with the "deep" dropout placement, stage 3 (unet-rgb) with the
+    original's; config.json records it. Dropout has no parameters and is off in eval, so the
+    placement changes neither the keys nor inference."""
     loaded = bundled[name]
-    assert loaded.config.model_args["dropout_placement"] == "deep"
-    assert loaded.module.model_args["dropout_placement"] == "deep"
+    assert loaded.config.model_args["dropout_placement"] == placement
+    assert loaded.module.model_args["dropout_placement"] == placement
     assert not loaded.module.training
+
+
+def real_layout(loaded) -> dict:
+    return loaded.config.training["metrics"]["holdout_real_layout"]
+
+
+@pytest.mark.parametrize("name", ["unet-20band", "unet-rgb"])
+def test_real_layout_figures_are_recorded_on_the_held_out_images_only(bundled, name):
+    record = real_layout(bundled[name])
+    assert sorted(real_id(i) for i in record["ids"]) == sorted(REAL_HOLDOUT_IDS)
+    assert record["command"].startswith("python bench/bundled_weights.py --holdout data/rl_holdout")
+    training = bundled[name].config.training
+    assert not held_out(training["train_ids"] + training["val_ids"])
+    assert set(record["jaccard"]) == {str(k) for k in range(1, 11)}
+
+
+def test_the_documents_quote_the_recorded_real_layout_scores(bundled):
+    benchmarks = (REPO / "BENCHMARKS.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    for name, loaded in bundled.items():
+        mean = f"{real_layout(loaded)['jaccard_mean']:.3f}"
+        assert mean in benchmarks and mean in readme, (name, mean)
+        card = (BUNDLED_DIR / name / "README.md").read_text()
+        assert mean in card, (name, mean)
+    # the per-class figures of the shipped RGB model are the ones in the BENCHMARKS table
+    rgb = real_layout(bundled["unet-rgb"])["jaccard"]
+    assert "| 5 Trees |" in benchmarks and f"{rgb['5']:.3f}" in benchmarks
+
+
+def test_the_rgb_model_is_behind_the_20_band_one_on_trees_crops_and_water_on_real_layouts(bundled):
+    j20, jrgb = real_layout(bundled["unet-20band"])["jaccard"], real_layout(bundled["unet-rgb"])["jaccard"]
+    for k in SPECTRAL_CLASSES:
+        assert j20[str(k)] > jrgb[str(k)], k
