@@ -33,7 +33,7 @@ def picture(dataset: DstlDataset, image_id: str, predictor: Predictor, side: int
                     font_size=16)
     image = titled(image, f"{image_id}: {label}", font_size=16)
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=80, optimize=True)
+    Image.fromarray(image).save(buf, format="JPEG", quality=72, optimize=True)
     return buf.getvalue()
 
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="unet-20band", help="weights folder, bundled name or Hub id")
     p.add_argument("--holdout", type=Path, required=True, help="labelled DSTL folder")
     p.add_argument("--out", type=Path, required=True, help="folder for the JPEGs (<image_id>.jpg)")
-    p.add_argument("--side", type=int, default=420, help="largest side of each panel in pixels")
+    p.add_argument("--side", type=int, default=300, help="largest side of each panel in pixels")
     args = p.parse_args(argv)
     dataset = DstlDataset(args.holdout)
     loaded = load_model(args.weights)
