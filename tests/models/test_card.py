@@ -168,3 +168,24 @@ def test_card_round_trips_through_model_card_save(tmp_path):
     ModelCard(text).save(tmp_path / "README.md")
     assert (tmp_path / "README.md").read_text() == text
     assert json.dumps(front_matter(text))  # plain YAML: strings, numbers, lists, mappings
+
+
+def test_bench_record_writes_held_out_figures_that_the_card_then_quotes(tmp_path):
+    spec = importlib.util.spec_from_file_location("bundled_weights", REPO / "bench" / "bundled_weights.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    m, cfg = trained_config()
+    save_pretrained(m, cfg, tmp_path / "w")
+    col = {"precision": "auto", "kaggle_jaccard": {k: 0.1 * k / 2 for k in range(1, 11)},
+           "kaggle_jaccard_mean": 0.275, "pixel_iou": {k: 0.05 * k for k in range(1, 11)},
+           "pixel_iou_mean": 0.275}
+    bench.record_metrics(tmp_path / "w", "holdout_real_layout", col, ["synth_rl_6040_1_3"],
+                         Path("data/rl_holdout"), "python bench/bundled_weights.py --holdout data/rl_holdout",
+                         "1 real-layout scene")
+    record = load_model(tmp_path / "w").config.training["metrics"]["holdout_real_layout"]
+    assert record["jaccard"]["10"] == 0.5 and record["ids"] == ["synth_rl_6040_1_3"]
+    assert record["name"] == "1 real-layout scene" and record["dataset"] == "rl_holdout"
+    load_script("update_cards").main([str(tmp_path / "w")])
+    data = ModelCard.load(tmp_path / "w" / "README.md").data
+    assert {(r.dataset_name, r.metric_type, r.metric_value) for r in data.eval_results} >= {
+        ("1 real-layout scene", "jaccard", 0.275), ("1 real-layout scene", "mean_iou", 0.275)}
