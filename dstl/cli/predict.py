@@ -230,7 +230,10 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(warning, file=sys.stderr)
     print(describe_run(loaded, predictor))
-    images = tqdm(ids, desc="images", unit="image", file=sys.stderr, leave=False, disable=len(ids) < 2)
+    # Redrawn after every image (miniters=1, mininterval=0): an image is a step of seconds, and
+    # tqdm's default 0.1 s throttle would skip the step after a small, fast image.
+    images = tqdm(ids, desc="images", unit="image", file=sys.stderr, leave=False, disable=len(ids) < 2,
+                  miniters=1, mininterval=0)
     for image_id in images:
         bar, progress = tile_bar(image_id)
         with bar:

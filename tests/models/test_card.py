@@ -9,6 +9,7 @@ type and value) is checked on the parsed data below.
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,7 +171,10 @@ def test_card_round_trips_through_model_card_save(tmp_path):
     assert json.dumps(front_matter(text))  # plain YAML: strings, numbers, lists, mappings
 
 
-def test_bench_record_writes_held_out_figures_that_the_card_then_quotes(tmp_path):
+def test_bench_record_writes_held_out_figures_that_the_card_then_quotes(tmp_path, monkeypatch):
+    # The bench script puts the checkout first on sys.path (it runs as a script); restored after the
+    # test, so that later tests still find the installed wheel's metadata, not the checkout's.
+    monkeypatch.setattr(sys, "path", list(sys.path))
     spec = importlib.util.spec_from_file_location("bundled_weights", REPO / "bench" / "bundled_weights.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
