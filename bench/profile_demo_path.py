@@ -105,7 +105,8 @@ class StageTimer:
             if self._stack:
                 self._stack[-1][2] += elapsed
         if stage == "engine":
-            self.engine.append({k: out.info.get(k, 0.0) for k in (*ENGINE_PARTS, "precision", "tiles")})
+            keys = (*ENGINE_PARTS, "precision", "backend", "tiles")
+            self.engine.append({k: out.info.get(k, 0.0) for k in keys})
         return out
 
     def wrap(self, owner, attr: str, stage: str) -> bool:
@@ -180,7 +181,7 @@ def worker(args) -> None:
     missing = instrument(timer)
     dataset = DstlDataset(args.data) if args.data else None
     service = DemoService(ModelRegistry(bundled_sources()), dataset, cache_bytes=0,
-                          predictor_args={"precision": args.precision[0]})
+                          predictor_args=predictor_args(args.precision[0]))
     t0 = time.perf_counter()
     warm_up = service.warm_up()
     warm_up_seconds = time.perf_counter() - t0
@@ -256,6 +257,12 @@ def make_cases(cases: list[dict], tmp: Path, seed: int) -> None:
             case["upload"] = str(png)
 
 
+def predictor_args(setting: str) -> dict:
+    """"auto" -> {"precision": "auto"}; "auto/torch" -> {"precision": "auto", "backend": "torch"}."""
+    precision, _, backend = setting.partition("/")
+    return {"precision": precision, **({"backend": backend} if backend else {})}
+
+
 def run_case(case: dict, args, env: dict, precision: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--rounds", str(args.rounds), "--precision", precision]
     if case["kind"] == "upload":
@@ -283,7 +290,8 @@ def summarise(raw: dict) -> dict:
         "other_to_picture": med(r["other_to_picture"] for r in warm),
         "other_extras": med(r["other_extras"] for r in warm),
         "engine": {k: med(r["engine"].get(k, 0.0) for r in warm) for k in ENGINE_PARTS},
-        "precision": warm[-1]["engine"].get("precision"), "tiles": warm[-1]["engine"].get("tiles"),
+        "precision": warm[-1]["engine"].get("precision"), "backend": warm[-1]["engine"].get("backend"),
+        "tiles": warm[-1]["engine"].get("tiles"),
         "peak_rss_mb": raw["peak_rss_mb"], "speed_profile": raw["speed_profile"],
         "missing_timers": raw["missing"], "cpu_capability": raw["cpu_capability"],
         "warm_up_seconds": raw.get("warm_up_seconds"),
@@ -302,7 +310,11 @@ def markdown(result: dict) -> str:
             vals = ["-" if v is None else fmt.format(v) for v in (get(cases[n]) for n in names)]
             lines.append(f"| {title} | " + " | ".join(vals) + " |")
 
-        row("precision used, tiles", lambda c: f"{c['precision']}, {c['tiles']}", "{}")
+        def used(c) -> str:
+            backend = " (ONNX Runtime)" if c.get("backend") == "onnxruntime" else ""
+            return f"{c['precision']}{backend}, {c['tiles']}"
+
+        row("precision used, tiles", used, "{}")
         for s in PICTURE_STAGES:
             row(s, lambda c, s=s: c["stages"].get(s))
             if s == "engine":
@@ -330,8 +342,10 @@ def main(argv=None) -> dict:
                     default=[parse_case("512x512"), parse_case("3350x3400")],
                     help="HxW (a labelled 20-band dataset image) or upload:HxW (an RGB PNG upload)")
     ap.add_argument("--rounds", type=int, default=3, help="warm rounds per case (after one cold round)")
-    ap.add_argument("--precision", nargs="+", default=["auto"],
-                    help="the engine's precision (default: auto, as the app); several: each, interleaved")
+    ap.add_argument("--precision", nargs="+", default=["auto"], metavar="PRECISION[/BACKEND]",
+                    help="the engine's precision, optionally with its backend, e.g. auto, fp32, "
+                         "auto/torch, fp32/onnxruntime (default: auto, as the app); several: each, "
+                         "interleaved")
     ap.add_argument("--emulate-avx2", action="store_true",
                     help="also run every case with the ISA caps of an AVX2-only CPU (interleaved)")
     ap.add_argument("--seed", type=int, default=11)

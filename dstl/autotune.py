@@ -11,9 +11,13 @@ measured costs (`choose_precision`):
     cost(fp32) = passes * t_fp32             cost(bf16) = passes * t_bf16
     cost(int8) = build + calibration + passes * t_int8    (build: 0 once the int8 model exists;
                                                           calibration: its tiles at ~t_fp32 each)
+    cost(onnxruntime) = build + passes * t_onnxruntime    (fp32 through ONNX Runtime, where the
+                                                          optional package is installed; build:
+                                                          the export and session, 0 once made)
 
-A lower precision is chosen only when it is at least `MIN_GAIN` cheaper than fp32 (it costs a
-little agreement with fp32, and the probe's timings are noisy on a loaded machine).
+Another candidate than PyTorch's fp32 is chosen only when it is at least `MIN_GAIN` cheaper (a
+lower precision costs a little agreement with fp32, and the probe's timings are noisy on a loaded
+machine).
 
 The probe (`measure_speeds`) takes ~1-4 s on a 2-core CPU for the bundled UNets: a warm-up and
 `rounds` interleaved timed forwards of one tile per candidate, the minimum kept (the least
@@ -60,11 +64,13 @@ class SpeedProfile:
     """Measured forward-pass times on this machine.
 
     Attributes:
-        tile_seconds: precision ("fp32", "bf16", "int8") -> seconds per tile forward (the
-            minimum over the timed rounds); a precision that was not measured or was given up is
-            absent.
+        tile_seconds: candidate -> seconds per tile forward (the minimum over the timed
+            rounds): the precisions "fp32", "bf16", "int8" through PyTorch and "onnxruntime"
+            (fp32 through ONNX Runtime, `dstl.onnx_runner`); one that was not measured or was
+            given up is absent.
         int8_engine: the quantised engine ("x86", "onednn", "fbgemm") of the fastest int8 runner.
         int8_build_seconds: time to build (quantise and pack) that int8 model once.
+        onnx_build_seconds: time to export the model and open its ONNX Runtime session once.
         probe_seconds: what the measurement itself cost.
         details: every candidate's timings, for reports: name -> {"build", "warmup", "runs"}.
     """
@@ -72,6 +78,7 @@ class SpeedProfile:
     tile_seconds: Mapping[str, float]
     int8_engine: str | None = None
     int8_build_seconds: float = 0.0
+    onnx_build_seconds: float = 0.0
     probe_seconds: float = 0.0
     details: Mapping[str, dict] = field(default_factory=dict)
 
@@ -130,22 +137,27 @@ def measure_speeds(builders: Builders, *, reference: str = "fp32", rounds: int =
 
 
 def run_costs(profile: SpeedProfile, tile_passes: int, *, calibration_tiles: int,
-              int8_ready: bool) -> dict[str, float]:
-    """Estimated seconds of a run of `tile_passes` tile forwards at each measured precision."""
+              int8_ready: bool, onnx_ready: bool = False) -> dict[str, float]:
+    """Estimated seconds of a run of `tile_passes` tile forwards with each measured candidate."""
     t = profile.tile_seconds
-    costs = {p: tile_passes * s for p, s in t.items() if p != "int8"}
+    costs = {p: tile_passes * s for p, s in t.items()}
     if "int8" in t:
         setup = 0.0 if int8_ready else profile.int8_build_seconds
         setup += calibration_tiles * t.get("fp32", t["int8"]) * CALIBRATION_OVERHEAD
-        costs["int8"] = setup + tile_passes * t["int8"]
+        costs["int8"] += setup
+    if "onnxruntime" in t and not onnx_ready:
+        costs["onnxruntime"] += profile.onnx_build_seconds
     return costs
 
 
 def choose_precision(profile: SpeedProfile, tile_passes: int, *, calibration_tiles: int,
-                     int8_ready: bool = False, min_gain: float = MIN_GAIN, allow_int8: bool = True) -> str:
-    """The cheapest precision for the run by `run_costs`; fp32 unless another saves `min_gain`.
-    `allow_int8` False leaves int8 out (weights whose int8 output was found too far from fp32)."""
-    costs = run_costs(profile, tile_passes, calibration_tiles=calibration_tiles, int8_ready=int8_ready)
+                     int8_ready: bool = False, onnx_ready: bool = False, min_gain: float = MIN_GAIN,
+                     allow_int8: bool = True) -> str:
+    """The cheapest candidate for the run by `run_costs` ("fp32", "bf16", "int8" or
+    "onnxruntime"); fp32 unless another saves `min_gain`. `allow_int8` False leaves int8 out
+    (weights whose int8 output was found too far from fp32)."""
+    costs = run_costs(profile, tile_passes, calibration_tiles=calibration_tiles, int8_ready=int8_ready,
+                      onnx_ready=onnx_ready)
     if not allow_int8:
         costs.pop("int8", None)
     if "fp32" not in costs:

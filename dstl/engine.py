@@ -46,7 +46,10 @@ How a scene is processed:
   that is cheapest for the run by *measurement* (`speed_profile`, `dstl.autotune`): the first
   "auto" run times one tile's forward pass at fp32, bf16 and int8 (through oneDNN and FBGEMM,
   whichever is faster here) and picks per run, counting int8's one-off build and per-scene
-  calibration, so a small image never waits for int8's setup. An "auto" run keeps int8 only if,
+  calibration, so a small image never waits for int8's setup. Where the optional ONNX Runtime
+  is installed (`dstl.onnx_runner`), "auto" also times fp32 through it and runs through it when
+  that is the cheapest (`info["backend"]`); `backend="onnxruntime"` asks for it outright. An
+  "auto" run keeps int8 only if,
   on the scene's calibration tiles, its probabilities stay within INT8_MAX_DEVIATION of fp32's;
   otherwise it goes on in float and the predictor stops offering int8 for those weights.
   Float runs use a copy of the
@@ -77,10 +80,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from dstl import autotune, limits, runners
+from dstl import autotune, limits, onnx_runner, runners
 from dstl.classes import NUM_CLASSES
 from dstl.errors import BandMismatchError, DstlError, WeightsError
 from dstl.normalization import BandStats
+from dstl.onnx_runner import OnnxRunner
 from dstl.runners import (  # noqa: F401 - re-exported: part of the engine's API
     FloatRunner,
     Int8Model,
@@ -92,6 +96,15 @@ from dstl.runners import (  # noqa: F401 - re-exported: part of the engine's API
 from dstl.scene import Scene
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+#: Who runs the forward pass: "torch" (PyTorch, every precision), "onnxruntime" (fp32 through ONNX
+#: Runtime on the CPU, optional package: `dstl.onnx_runner`), or "auto": PyTorch for an explicit
+#: precision, and under precision "auto" ONNX Runtime too where it is installed and measured cheaper.
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+#: What each "auto" candidate of `dstl.autotune` runs as: (precision, backend).
+CANDIDATES = {"fp32": ("fp32", "torch"), "bf16": ("bf16", "torch"), "int8": ("int8", "torch"),
+              "onnxruntime": ("fp32", "onnxruntime")}
 
 #: Base-size tiles (`tile_size`, cut at the centres of the scene's tiles, spread evenly over it)
 #: used to calibrate int8 activation ranges. Measured with the
@@ -132,9 +145,10 @@ class Prediction:
         thresholds: the per-class thresholds `masks()` uses by default (from the weights' config
             unless overridden).
         bands: the bands the model was given, in its channel order.
-        info: how it was computed: device, precision (the one actually used), tta, tile_size,
-            overlap, batch_size, tiles, seconds (wall time of the whole call), setup_seconds
-            (int8 calibration, folding BatchNorm on first use), input_seconds (cutting and
+        info: how it was computed: device, precision (the one actually used), backend ("torch"
+            or "onnxruntime"), tta, tile_size, overlap, batch_size, tiles, seconds (wall time of
+            the whole call), setup_seconds (int8 calibration, folding BatchNorm or exporting to
+            ONNX on first use), input_seconds (cutting and
             normalising tiles), model_seconds (forward passes, sigmoid and blending weights,
             transfers included), blend_seconds (accumulating tiles and dividing by the weights),
             tiles_per_second (tile passes, TTA counted) and, whenever int8 was calibrated,
@@ -404,6 +418,8 @@ class Predictor:
             tiles come in batches of about the same number of pixels (`batch_for`).
         tta: average over the 8 flips/rotations by default in `predict`.
         precision: "auto", "fp32", "bf16" or "int8" (see the module docstring).
+        backend: "auto", "torch" or "onnxruntime" (`BACKENDS`); "onnxruntime" runs fp32 on the CPU
+            only and needs the optional packages (DstlError naming them otherwise).
         device: "cpu", "cuda", a torch.device, or None for CUDA if available else CPU.
         max_pixels: largest scene accepted, in pixels (DstlError beyond; the accumulators need
             40 bytes per pixel); default the image size limit of `dstl.limits.max_pixels()`.
@@ -413,7 +429,8 @@ class Predictor:
                  thresholds=None, tile_size: int | None = None, overlap: int | None = None,
                  max_tile_size: int | None = None,
                  batch_size: int | None = None, tta: bool = False, precision: str = "auto",
-                 device: str | torch.device | None = None, max_pixels: int | None = None):
+                 device: str | torch.device | None = None, max_pixels: int | None = None,
+                 backend: str = "auto"):
         config = getattr(model, "config", None)
         module = model.module if hasattr(model, "module") and config is not None else model
         if not isinstance(module, nn.Module):
@@ -449,6 +466,14 @@ class Predictor:
         if precision == "int8" and self.device.type != "cpu":
             raise DstlError("precision int8 runs on the CPU only; use bf16 or fp32 on CUDA")
         self.precision = precision
+        if backend not in BACKENDS:
+            raise DstlError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "onnxruntime":
+            if self.device.type != "cpu" or precision not in ("auto", "fp32"):
+                raise DstlError(f"backend onnxruntime runs fp32 on the CPU only, not {precision} on "
+                                f"{self.device.type}; use --precision fp32 and --device cpu")
+            onnx_runner.require()
+        self.backend = backend
         # On a CPU, batches larger than 4 tiles do not run faster per tile, but each tile of the
         # default UNet holds ~50-80 MB of activations.
         self.batch_size = int(batch_size or (16 if self.device.type == "cuda" else 4))
@@ -466,6 +491,7 @@ class Predictor:
         # weights fingerprint whose int8 model deviated too far (INT8_MAX_DEVIATION) in an "auto" run
         self._int8_rejected: str | None = None
         self._int8_lock = threading.Lock()
+        self._onnx = OnnxRunner(self.module, len(self.bands))  # exported on first use
         self._profile: autotune.SpeedProfile | None = None
         self._mean = np.asarray(self.normalization.mean, dtype=np.float32).reshape(-1, 1, 1)
         self._inv_std = (1.0 / np.asarray(self.normalization.std, dtype=np.float64)).astype(np.float32)
@@ -483,25 +509,34 @@ class Predictor:
         return max(1, (self.batch_size * self.tile_size ** 2) // (tile * tile))
 
     def resolve_precision(self, tile_passes: int, calibration_tiles: int | None = None) -> str:
-        """The precision a run of `tile_passes` forwards of base-size tiles (`tile_size`) will
-        use (resolves "auto"); int8 would first calibrate on `calibration_tiles` base tiles
-        (default: INT8_CALIBRATION_TILES, or fewer for a smaller run).
+        """The precision a run of `tile_passes` forwards of base-size tiles will use (the first
+        of `resolve_run`)."""
+        return self.resolve_run(tile_passes, calibration_tiles)[0]
 
-        "auto" is bf16 on a CUDA device that supports it (else fp32); on a CPU it is the
-        precision with the lowest measured cost for that many tile passes (`speed_profile`,
-        `dstl.autotune.choose_precision`). The first "auto" run of at least
-        `autotune.PROBE_MIN_PASSES` passes measures; a shorter one before any measurement in
-        the process runs fp32 rather than pay for a probe it cannot earn back.
+    def resolve_run(self, tile_passes: int, calibration_tiles: int | None = None) -> tuple[str, str]:
+        """(precision, backend) of a run of `tile_passes` forwards of base-size tiles
+        (`tile_size`): resolves "auto"; int8 would first calibrate on `calibration_tiles` base
+        tiles (default: INT8_CALIBRATION_TILES, or fewer for a smaller run).
+
+        backend "onnxruntime" is always ("fp32", "onnxruntime"). Otherwise an explicit precision
+        runs through PyTorch; "auto" is bf16 on a CUDA device that supports it (else fp32), and on
+        a CPU the candidate with the lowest measured cost for that many tile passes
+        (`speed_profile`, `dstl.autotune.choose_precision`; ONNX Runtime among them where it is
+        installed and the backend is "auto"). The first "auto" run of at least
+        `autotune.PROBE_MIN_PASSES` passes measures; a shorter one before any measurement in the
+        process runs PyTorch's fp32 rather than pay for a probe it cannot earn back.
         """
+        if self.backend == "onnxruntime":
+            return "fp32", "onnxruntime"
         if self.precision != "auto":
-            return self.precision
+            return self.precision, "torch"
         if self.device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+            return ("bf16" if torch.cuda.is_bf16_supported() else "fp32"), "torch"
         if self.device.type != "cpu":
-            return "fp32"
+            return "fp32", "torch"
         if (self._profile is None and tile_passes < autotune.PROBE_MIN_PASSES
                 and autotune.cached_only(self._profile_key()) is None):
-            return "fp32"  # not worth a probe by itself (see autotune.PROBE_MIN_PASSES)
+            return "fp32", "torch"  # not worth a probe by itself (see autotune.PROBE_MIN_PASSES)
         int8 = self._int8
         ready = (int8 is not None and int8.quantized is not None
                  and int8.engine == self.speed_profile().int8_engine
@@ -509,9 +544,10 @@ class Predictor:
         if calibration_tiles is None:
             calibration_tiles = min(INT8_CALIBRATION_TILES, tile_passes)
         allow_int8 = self._int8_rejected != weights_fingerprint(self.module)
-        return autotune.choose_precision(self.speed_profile(), tile_passes,
-                                         calibration_tiles=calibration_tiles, int8_ready=ready,
-                                         allow_int8=allow_int8)
+        candidate = autotune.choose_precision(self.speed_profile(), tile_passes,
+                                              calibration_tiles=calibration_tiles, int8_ready=ready,
+                                              onnx_ready=self._onnx.ready, allow_int8=allow_int8)
+        return CANDIDATES[candidate]
 
     def speed_profile(self, measure: bool = True) -> autotune.SpeedProfile | None:
         """Measured seconds per tile forward at each precision on this machine (CPU only);
@@ -532,10 +568,15 @@ class Predictor:
         shapes = tuple((n, tuple(p.shape)) for n, p in self.module.state_dict().items())
         return (type(self.module).__qualname__, shapes, len(self.bands), self.tile_size, str(self.device),
                 torch.get_num_threads(), runners.cpu_capability(), tuple(sorted(runners.isa_caps().items())),
-                runners.cpu_flags())
+                runners.cpu_flags(), self._offers_onnx())
+
+    def _offers_onnx(self) -> bool:
+        """Whether "auto" measures ONNX Runtime: on the CPU, backend "auto", package installed."""
+        return self.device.type == "cpu" and self.backend == "auto" and onnx_runner.available()
 
     def _measure_speeds(self) -> autotune.SpeedProfile:
-        """Time one tile's forward pass at fp32, bf16 and int8 (every quantised engine worth it)."""
+        """Time one tile's forward pass at fp32, bf16 and int8 (every quantised engine worth it)
+        through PyTorch, and at fp32 through ONNX Runtime where it is offered."""
         t0 = time.perf_counter()
         x = torch.randn(1, len(self.bands), self.tile_size, self.tile_size, generator=torch.Generator()
                         .manual_seed(0)).to(self.device).contiguous(memory_format=torch.channels_last)
@@ -566,6 +607,11 @@ class Predictor:
             del builders["bf16"]
         if self.device.type == "cpu":
             builders.update({f"int8-{e}": int8_builder(e) for e in runners.int8_engines()})
+        if self._offers_onnx():
+            def onnx_build():
+                runner = self._onnx.get()  # kept by the predictor for later runs
+                return lambda: self._forward(runner, x, "fp32")
+            builders["onnxruntime"] = onnx_build
         try:
             with torch.inference_mode():
                 details = autotune.measure_speeds(builders)
@@ -573,7 +619,7 @@ class Predictor:
             self.module.train(was_training)
         seconds = {name: d["seconds"] for name, d in details.items()
                    if "seconds" in d and not d.get("given_up")}
-        tile_seconds = {p: seconds[p] for p in ("fp32", "bf16") if p in seconds}
+        tile_seconds = {p: seconds[p] for p in ("fp32", "bf16", "onnxruntime") if p in seconds}
         int8 = {name[5:]: s for name, s in seconds.items() if name.startswith("int8-")}
         engine = min(int8, key=int8.get) if int8 else None
         build = 0.0
@@ -583,7 +629,10 @@ class Predictor:
             if engine in int8_models:
                 with self._int8_lock:
                     self._int8 = int8_models[engine]  # keep the built model for later int8 runs
-        return autotune.SpeedProfile(tile_seconds, engine, build, time.perf_counter() - t0, details)
+        onnx_build = details.get("onnxruntime", {}).get("build", 0.0)
+        return autotune.SpeedProfile(tile_seconds, int8_engine=engine, int8_build_seconds=build,
+                                     onnx_build_seconds=onnx_build, probe_seconds=time.perf_counter() - t0,
+                                     details=details)
 
     def _bf16_passes_screen(self, small: torch.Tensor) -> bool:
         """False if bf16 is clearly slower than fp32 on a small input: emulated bf16 (no AMX /
@@ -634,7 +683,7 @@ class Predictor:
         # tile passes in base-tile units: the measured per-tile costs are for base tiles
         passes = math.ceil(plan.n_tiles * n_aug * (plan.tile / self.tile_size) ** 2)
         n_calib = min(INT8_CALIBRATION_TILES, plan.n_tiles)
-        precision = self.resolve_precision(passes, n_calib)
+        precision, backend = self.resolve_run(passes, n_calib)
         if precision == "int8" and self.device.type != "cpu":
             raise DstlError("precision int8 runs on the CPU only")
 
@@ -672,21 +721,22 @@ class Predictor:
                         # int8 would change the answer for these weights: go on in float
                         self._int8_rejected = self._int8.fingerprint
                         int8_info["int8_rejected"] = True
-                        precision = self.resolve_precision(passes, n_calib)
+                        precision, backend = self.resolve_run(passes, n_calib)
                     else:
                         setup_seconds = time.perf_counter() - t_setup
                         with runners.quantized_engine(engine):
                             probs, timings = self._run(data, bsel, plan, runner, precision, tta, progress,
                                                        cancel)
             if precision != "int8":
-                runner = self._float_runner()
+                runner = self._onnx.get() if backend == "onnxruntime" else self._float_runner()
                 setup_seconds = time.perf_counter() - t_setup
                 probs, timings = self._run(data, bsel, plan, runner, precision, tta, progress, cancel)
         finally:
             self.module.train(was_training)
         seconds = time.perf_counter() - t_start
         info = {
-            "device": str(self.device), "precision": precision, "tta": tta, "tile_size": plan.tile,
+            "device": str(self.device), "precision": precision, "backend": backend, "tta": tta,
+            "tile_size": plan.tile,
             "overlap": self.overlap, "batch_size": self.batch_for(plan.tile), "tiles": plan.n_tiles,
             "seconds": seconds, "setup_seconds": setup_seconds, **timings,
             **int8_info,

@@ -73,6 +73,18 @@ def test_int8_pays_only_when_its_setup_is_amortised():
     assert ready == pytest.approx(costs["int8"] - 4.0)
 
 
+def test_onnx_runtime_pays_its_export_once():
+    profile = SpeedProfile({"fp32": 1.0, "onnxruntime": 0.6}, onnx_build_seconds=5.0)
+    costs = run_costs(profile, 10, calibration_tiles=0, int8_ready=False)
+    assert costs["onnxruntime"] == pytest.approx(5.0 + 6.0)
+    assert choose_precision(profile, 10, calibration_tiles=0) == "fp32"
+    assert choose_precision(profile, 10, calibration_tiles=0, onnx_ready=True) == "onnxruntime"
+    assert choose_precision(profile, 100, calibration_tiles=0) == "onnxruntime"
+    # like a lower precision, it must save MIN_GAIN over PyTorch's fp32
+    close = SpeedProfile({"fp32": 1.0, "onnxruntime": 0.95})
+    assert choose_precision(close, 100, calibration_tiles=0, onnx_ready=True) == "fp32"
+
+
 def test_lower_precisions_must_save_enough_to_be_chosen():
     assert choose_precision(SpeedProfile({"fp32": 1.0, "bf16": 0.95}), 100, calibration_tiles=0) == "fp32"
     assert choose_precision(SpeedProfile({"fp32": 1.0, "bf16": 0.85}), 100, calibration_tiles=0) == "bf16"

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from dstl import autotune, engine, runners
+from dstl import autotune, engine, onnx_runner, runners
 from dstl.bands import ALL_BANDS, RGB_BANDS
 from dstl.classes import NUM_CLASSES
 from dstl.engine import (
@@ -415,14 +415,17 @@ def test_auto_measures_for_real_and_keeps_the_int8_model_it_built():
     assert p.resolve_precision(1) == "fp32" and autotune.cached_only(p._profile_key()) is None  # no probe
     profile = p.speed_profile()
     assert profile.tile_seconds["fp32"] > 0
-    assert set(profile.tile_seconds) <= {"fp32", "bf16", "int8"}
-    # every candidate was tried (bf16 may have been screened out on a small input first)
-    assert {"fp32"} | {f"int8-{e}" for e in runners.int8_engines()} <= set(profile.details)
-    assert set(profile.details) <= {"fp32", "bf16"} | {f"int8-{e}" for e in runners.int8_engines()}
+    assert set(profile.tile_seconds) <= {"fp32", "bf16", "int8", "onnxruntime"}
+    # every candidate was tried (bf16 may have been screened out on a small input first), ONNX
+    # Runtime exactly where it is installed
+    onnx = {"onnxruntime"} if onnx_runner.available() else set()
+    assert {"fp32"} | {f"int8-{e}" for e in runners.int8_engines()} | onnx <= set(profile.details)
+    assert set(profile.details) <= {"fp32", "bf16"} | {f"int8-{e}" for e in runners.int8_engines()} | onnx
     if "int8" in profile.tile_seconds:
         assert p._int8 is not None and p._int8.engine == profile.int8_engine
     pred = p.predict(scene)
-    assert pred.info["precision"] in profile.tile_seconds
+    chosen = "onnxruntime" if pred.info["backend"] == "onnxruntime" else pred.info["precision"]
+    assert chosen in profile.tile_seconds
     fp32 = predict(scene, small_convnet(3), bands=RGB_BANDS, tile_size=64, precision="fp32")
     assert (pred.masks() == fp32.masks()).mean() > 0.98
     autotune.clear_cache()
@@ -557,3 +560,53 @@ def test_streaming_never_copies_the_scene():
         finally:
             tracemalloc.stop()
         assert peak < result_bytes + 5_000_000, (bands, peak - result_bytes)
+
+
+needs_onnx = pytest.mark.skipif(not onnx_runner.available(),
+                                reason=f"ONNX Runtime is not installed: {onnx_runner.INSTALL_HINT}")
+
+
+@needs_onnx
+def test_auto_runs_through_onnx_runtime_where_it_is_measured_cheapest(monkeypatch):
+    autotune.clear_cache()
+    fake = fake_measurement({"fp32": 1.0, "int8": 0.8, "onnxruntime": 0.5}, build=0.0)
+    monkeypatch.setattr(autotune, "measure_speeds", fake)
+    scene = smooth_scene(96, 128, bands=RGB_BANDS)
+    net = small_convnet(3)
+    p = Predictor(net, bands=RGB_BANDS, tile_size=64, device="cpu")
+    assert p.resolve_run(10_000) == ("fp32", "onnxruntime")
+    assert "onnxruntime" in fake.calls[-1]
+    pred = p.predict(scene)
+    assert pred.info["precision"] == "fp32" and pred.info["backend"] == "onnxruntime"
+    reference = predict(scene, net, bands=RGB_BANDS, tile_size=64, precision="fp32")
+    assert reference.info["backend"] == "torch"
+    np.testing.assert_allclose(pred.probs, reference.probs, atol=1e-5)
+    # an explicit precision or backend "torch" is PyTorch, and "torch" does not even measure it
+    explicit = Predictor(net, bands=RGB_BANDS, tile_size=64, precision="fp32")
+    assert explicit.resolve_run(10_000) == ("fp32", "torch")
+    torch_only = Predictor(net, bands=RGB_BANDS, tile_size=64, backend="torch")
+    assert torch_only.resolve_run(10_000) == ("int8", "torch") and "onnxruntime" not in fake.calls[-1]
+    autotune.clear_cache()
+
+
+@needs_onnx
+def test_backend_onnxruntime_asked_for_outright_matches_pytorch_fp32():
+    scene = smooth_scene(130, 90, bands=RGB_BANDS)
+    net = small_convnet(3)
+    pred = predict(scene, net, bands=RGB_BANDS, tile_size=64, backend="onnxruntime", tta=True)
+    assert pred.info["backend"] == "onnxruntime" and pred.info["precision"] == "fp32"
+    reference = predict(scene, net, bands=RGB_BANDS, tile_size=64, precision="fp32", tta=True)
+    np.testing.assert_allclose(pred.probs, reference.probs, atol=1e-5)
+
+
+def test_backend_choices_are_checked_with_one_line_errors(monkeypatch):
+    net = small_convnet(3)
+    with pytest.raises(DstlError, match="backend must be one of auto, torch, onnxruntime, got 'tensorrt'"):
+        Predictor(net, bands=RGB_BANDS, backend="tensorrt")
+    with pytest.raises(DstlError, match="backend onnxruntime runs fp32 on the CPU only, not int8"):
+        Predictor(net, bands=RGB_BANDS, backend="onnxruntime", precision="int8")
+    monkeypatch.setattr(onnx_runner, "available", lambda: False)
+    with pytest.raises(DstlError, match=r"pip install 'dstl-segmentation\[onnx\]'"):
+        Predictor(net, bands=RGB_BANDS, backend="onnxruntime")
+    # without the package, "auto" simply does not offer it
+    assert not Predictor(net, bands=RGB_BANDS)._offers_onnx()

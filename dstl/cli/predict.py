@@ -16,7 +16,7 @@ command with a one-line error and nothing written. (A file whose pixel data turn
 corrupt is found only when that image is read; the images before it keep their complete outputs.)
 
 The options shared with `submit` (--weights, --tta, --thresholds, --batch-size, --precision,
---device, --overlap) are defined here: `add_inference_arguments` and `make_predictor`.
+--backend, --device, --overlap) are defined here: `add_inference_arguments` and `make_predictor`.
 """
 
 from __future__ import annotations
@@ -54,6 +54,11 @@ def add_inference_arguments(p: argparse.ArgumentParser) -> None:
                    help="arithmetic: auto picks bf16 on CUDA and, on a CPU, whichever of fp32, bf16 "
                         "and int8 it measures fastest here for the image's number of tiles (a one-off "
                         "probe of 1-4 s; see dstl/autotune.py) (default auto)")
+    p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
+                   help="who runs the model: torch (PyTorch), onnxruntime (fp32 on the CPU through "
+                        "ONNX Runtime, optional: pip install 'dstl-segmentation[onnx]'), or auto: "
+                        "PyTorch for an explicit --precision, and with --precision auto also ONNX "
+                        "Runtime where it is installed and measured faster (default auto)")
     p.add_argument("--device", default="auto", metavar="DEV",
                    help="auto (CUDA if available, else CPU; under torchrun the GPU of LOCAL_RANK), "
                         "cpu, cuda or cuda:N (default auto)")
@@ -113,14 +118,17 @@ def make_predictor(loaded, args: argparse.Namespace, device):
     if args.batch_size is not None and args.batch_size < 1:
         raise DstlError(f"--batch-size must be >= 1, got {args.batch_size}")
     return Predictor(loaded, thresholds=parse_thresholds(args.thresholds), overlap=args.overlap,
-                     batch_size=args.batch_size, tta=args.tta, precision=args.precision, device=device)
+                     batch_size=args.batch_size, tta=args.tta, precision=args.precision, device=device,
+                     backend=args.backend)
 
 
 def describe_run(loaded, predictor) -> str:
     """One line: the model and how it runs."""
     tta = "TTA x8" if predictor.tta else "no TTA"
-    return (f"model: {loaded.describe()}; {predictor.device}, precision {predictor.precision}, {tta}, "
-            f"tiles {predictor.tile_size}-{predictor.max_tile_size} px, overlap {predictor.overlap} px")
+    backend = "" if predictor.backend == "auto" else f", backend {predictor.backend}"
+    return (f"model: {loaded.describe()}; {predictor.device}, precision {predictor.precision}{backend}, "
+            f"{tta}, tiles {predictor.tile_size}-{predictor.max_tile_size} px, "
+            f"overlap {predictor.overlap} px")
 
 
 def untrained_warning(loaded) -> str | None:
@@ -177,6 +185,7 @@ def summary_lines(result, written: dict[str, Path]) -> list[str]:
     info = result.prediction.info
     lines = [f"{result.image_id}: {result.height} x {result.width} px, {info['tiles']} tile(s), "
              f"{result.seconds['infer']:.2f} s inference ({info['device']}, {info['precision']}"
+             f"{' through ONNX Runtime' if info.get('backend') == 'onnxruntime' else ''}"
              f"{', TTA x8' if info['tta'] else ''}), {result.seconds['polygons']:.2f} s polygons"]
     cover = result.coverage()
     found = [f"{c.name} {100 * cover[c.id]:.1f}% ({len(result.polygons[c.id].geoms)})"

@@ -11,6 +11,7 @@ import pytest
 import shapely
 from PIL import Image
 
+from dstl import onnx_runner
 from dstl.bands import RGB_BANDS
 from dstl.classes import CLASS_IDS, NUM_CLASSES
 from dstl.cli import main
@@ -249,8 +250,8 @@ def test_help_explains_every_option(capsys):
         main(["predict", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--out", "--weights", "--tta", "--thresholds", "--batch-size", "--precision", "--device",
-                   "--overlap", "IMAGE_ID", "owner/name[@revision]"):
+    for option in ("--out", "--weights", "--tta", "--thresholds", "--batch-size", "--precision", "--backend",
+                   "--device", "--overlap", "IMAGE_ID", "owner/name[@revision]"):
         assert option in text
 
 
@@ -262,3 +263,26 @@ def test_an_error_midway_starts_its_own_line(data, weights, tmp_path):
                "--precision", "fp32", "--device", "cpu")
     assert res.returncode == 2 and "images:  50%" in res.stderr, res.stderr
     assert f"{TEST}_A.tif: truncated TIFF" in assert_error_on_its_own_line(res.stderr)
+
+
+@pytest.mark.skipif(not onnx_runner.available(),
+                    reason=f"ONNX Runtime is not installed: {onnx_runner.INSTALL_HINT}")
+def test_backend_onnxruntime_writes_the_masks_pytorch_writes(data, weights, tmp_path, capsys):
+    import tifffile
+
+    assert predict(data, [LABELLED], tmp_path / "torch", weights) == 0
+    assert predict(data, [LABELLED], tmp_path / "ort", weights, "--backend", "onnxruntime") == 0
+    stdout = capsys.readouterr().out
+    assert "backend onnxruntime" in stdout and "fp32 through ONNX Runtime" in stdout
+    a = tifffile.imread(tmp_path / "torch" / f"{LABELLED}_masks.tif")
+    b = tifffile.imread(tmp_path / "ort" / f"{LABELLED}_masks.tif")
+    assert (a == b).mean() > 0.999  # fp32 either way; only rounding at a threshold may differ
+
+
+def test_backend_that_cannot_run_the_precision_is_a_one_line_error(data, weights, tmp_path, capsys):
+    assert main(["predict", str(data), LABELLED, "--out", str(tmp_path / "out"), "--weights", str(weights),
+                 "--precision", "int8", "--backend", "onnxruntime"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: backend onnxruntime runs fp32 on the CPU only, not int8")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
