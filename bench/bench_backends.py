@@ -1,12 +1,13 @@
 """Benchmark: the engine's CPU forward pass against torch.compile, ONNX Runtime and OpenVINO.
 
     python bench/bench_backends.py                                  # bundled 20-band UNet, 5 rounds
-    python bench/bench_backends.py --weights-dir weights/unet-rgb --rounds 7
+    python bench/bench_backends.py --weights-dir unet-rgb --rounds 7
     python bench/bench_backends.py --only engine-fp32,engine-int8,ort-fp32
 
-ONNX Runtime and OpenVINO are not dependencies of the project: install them into a private
-virtual environment to run this (`pip install torch==2.13.0 onnxruntime openvino onnx onnxscript`
-plus requirements.txt); a backend whose package is missing is reported as such and skipped.
+ONNX Runtime (and onnx) are the project's optional `onnx` extra, pinned in requirements.txt, and
+the engine's own optional fp32 backend (`dstl.onnx_runner`, `--backend`); OpenVINO is not a
+dependency: install it into a private virtual environment to measure it (`pip install openvino`
+plus requirements.txt). A backend whose package is missing is reported as such and skipped.
 
 What is timed is the unit the engine repeats over a scene: one forward pass of a batch of tiles
 (the tile size and batch the engine uses for a full 3350 x 3400 scene, `Predictor.plan` and
@@ -218,7 +219,8 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights-dir", default=str(ROOT / "weights" / "unet-20band"))
+    ap.add_argument("--weights-dir", default="unet-20band",
+                    help="a Hub-layout folder, a bundled name or a Hub repo id (default: unet-20band)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds (median reported)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--only", default="", help="comma-separated candidate names (default: all available)")

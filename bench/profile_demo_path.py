@@ -217,12 +217,12 @@ def worker(args) -> None:
             "engine": timer.engine[-1] if timer.engine else {},
         })
         del seg, result, rendered
-    profile = None
-    for predictor in service._predictors.values():
+    profile = {}  # per served model
+    for key, predictor in service._predictors.items():
         p = predictor.speed_profile(measure=False)
         if p is not None:
-            profile = {"tile_seconds": dict(p.tile_seconds), "int8_engine": p.int8_engine,
-                       "probe_seconds": p.probe_seconds}
+            profile[key] = {"tile_seconds": dict(p.tile_seconds), "int8_engine": p.int8_engine,
+                            "probe_seconds": p.probe_seconds}
     print(json.dumps({"rounds": rounds, "peak_rss_mb": peak_rss_mb(), "missing": missing,
                       "warm_up": warm_up, "warm_up_seconds": warm_up_seconds,
                       "threads": torch.get_num_threads(), "speed_profile": profile,

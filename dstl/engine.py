@@ -571,8 +571,11 @@ class Predictor:
                 runners.cpu_flags(), self._offers_onnx())
 
     def _offers_onnx(self) -> bool:
-        """Whether "auto" measures ONNX Runtime: on the CPU, backend "auto", package installed."""
-        return self.device.type == "cpu" and self.backend == "auto" and onnx_runner.available()
+        """Whether the probe measures ONNX Runtime: on the CPU, precision and backend "auto" (an
+        explicit precision never runs through it, so its session would only cost memory: ~4 bytes
+        per parameter), package installed."""
+        return (self.device.type == "cpu" and self.backend == "auto" and self.precision == "auto"
+                and onnx_runner.available())
 
     def _measure_speeds(self) -> autotune.SpeedProfile:
         """Time one tile's forward pass at fp32, bf16 and int8 (every quantised engine worth it)

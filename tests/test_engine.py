@@ -608,5 +608,6 @@ def test_backend_choices_are_checked_with_one_line_errors(monkeypatch):
     monkeypatch.setattr(onnx_runner, "available", lambda: False)
     with pytest.raises(DstlError, match=r"pip install 'dstl-segmentation\[onnx\]'"):
         Predictor(net, bands=RGB_BANDS, backend="onnxruntime")
-    # without the package, "auto" simply does not offer it
+    # only precision "auto" may pick it; without the package, "auto" simply does not offer it
+    assert not Predictor(net, bands=RGB_BANDS, precision="fp32")._offers_onnx()
     assert not Predictor(net, bands=RGB_BANDS)._offers_onnx()
