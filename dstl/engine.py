@@ -471,7 +471,7 @@ class Predictor:
         if backend == "onnxruntime":
             if self.device.type != "cpu" or precision not in ("auto", "fp32"):
                 raise DstlError(f"backend onnxruntime runs fp32 on the CPU only, not {precision} on "
-                                f"{self.device.type}; use --precision fp32 and --device cpu")
+                                f"{self.device.type}: choose precision fp32 (or auto) and device cpu")
             onnx_runner.require()
         self.backend = backend
         # On a CPU, batches larger than 4 tiles do not run faster per tile, but each tile of the

@@ -53,7 +53,8 @@ def add_inference_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
                    help="arithmetic: auto picks bf16 on CUDA and, on a CPU, whichever of fp32, bf16 "
                         "and int8 it measures fastest here for the image's number of tiles (a one-off "
-                        "probe of 1-4 s; see dstl/autotune.py) (default auto)")
+                        "probe of 1-4 s; see dstl/autotune.py; ONNX Runtime's fp32 too, see --backend) "
+                        "(default auto)")
     p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
                    help="who runs the model: torch (PyTorch), onnxruntime (fp32 on the CPU through "
                         "ONNX Runtime, optional: pip install 'dstl-segmentation[onnx]'), or auto: "
