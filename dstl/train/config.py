@@ -33,6 +33,7 @@ AMP_MODES = ("auto", "bf16", "fp32")
 KEEP_MODES = ("best", "last")
 DEVICES = ("auto", "cpu", "cuda")
 STORE_DTYPES = ("int16", "float32")
+SAMPLE_BY = ("area", "image")
 
 
 class ConfigError(DstlError):
@@ -87,6 +88,11 @@ class TrainConfig:
     # almost never show them.
     rare_classes: list = field(default_factory=lambda: [2, 7, 8, 9, 10])
     rare_prob: float = 0.5
+    # How the other crops choose their image: "area" (in proportion to its pixels) or "image"
+    # (every training image equally often). With several --data folders of very different scene
+    # sizes, "area" gives the big scenes nearly all crops (20 full-size real-layout scenes next to
+    # 24 rule-based 1024 px ones: ~90 %); "image" keeps the small scenes' world in training.
+    sample_by: str = "area"
     # How the in-memory training set is stored: int16 (value * 32767, lossless for the 11- and
     # 14-bit products, half the memory of float32, normalised on the fly) or float32.
     store_dtype: str = "int16"
@@ -171,6 +177,7 @@ class TrainConfig:
         choice("keep", KEEP_MODES)
         choice("device", DEVICES)
         choice("store_dtype", STORE_DTYPES)
+        choice("sample_by", SAMPLE_BY)
         for key in ("crop_size", "tile_size"):
             v = getattr(self, key)
             if v < 32 or v % 32:

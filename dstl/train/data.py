@@ -151,6 +151,8 @@ class TrainSet:
         crop_size: crop side in pixels; every image must be at least this large.
         rare_classes: class ids (1..10) whose pixels serve as crop centres with `rare_prob`.
         rare_prob: probability that a crop is centred (with jitter) on a rare-class pixel.
+        sample_by: how the other crops pick their image: "area" (in proportion to its pixels) or
+            "image" (uniformly over the images).
         device: where the tensors live (the GPU when training on one).
         store_dtype: "int16" or "float32" (see module docstring).
         seed: seeds the pixel sampling for statistics and of large rare-class pixel pools.
@@ -159,7 +161,7 @@ class TrainSet:
     """
 
     def __init__(self, ids: list[str], sizes: list[tuple[int, int]], load, bands: tuple[str, ...],
-                 crop_size: int, rare_classes=(), rare_prob: float = 0.0,
+                 crop_size: int, rare_classes=(), rare_prob: float = 0.0, sample_by: str = "area",
                  device: torch.device | str = "cpu", store_dtype: str = "int16", seed: int = 0,
                  stats: BandStats | None = None, progress=None):
         if not ids or len(ids) != len(sizes):
@@ -225,6 +227,9 @@ class TrainSet:
         self._a = (scale / std).to(self.device)
         self._b = (-mean / std).to(self.device)
         self.rare_prob = float(rare_prob)
+        if sample_by not in ("area", "image"):
+            raise ValueError(f"sample_by must be 'area' or 'image', got {sample_by!r}")
+        self.sample_by = sample_by
         self._build_pools(pool_parts)
         self._dy, self._dx = dihedral_offsets(self.crop_size, self.device)
 
@@ -264,15 +269,19 @@ class TrainSet:
         With probability rare_prob a crop is centred on a random pixel of a rare class (class
         chosen uniformly among the rare classes present, pixel uniformly within it), jittered by
         up to CENTRE_JITTER * crop_size; otherwise the image is drawn in proportion to its area
-        and the position uniformly. Crops always lie fully inside their image.
+        (`sample_by` "area") or uniformly ("image"), and the position uniformly. Crops always lie
+        fully inside their image.
         """
         dev, s = self.device, self.crop_size
 
         def rand(n):
             return torch.rand(n, generator=generator, device=dev)
 
-        areas = (self.sizes[:, 0] * self.sizes[:, 1]).double()
-        image = torch.multinomial(areas / areas.sum(), batch, replacement=True, generator=generator)
+        if self.sample_by == "area":
+            weights = (self.sizes[:, 0] * self.sizes[:, 1]).double()
+        else:
+            weights = torch.ones(len(self.sizes), dtype=torch.double, device=dev)
+        image = torch.multinomial(weights / weights.sum(), batch, replacement=True, generator=generator)
         h = self.sizes[image, 0]
         w = self.sizes[image, 1]
         top = (rand(batch) * (h - s + 1)).long()

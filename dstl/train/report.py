@@ -173,7 +173,8 @@ def card_notes(*, synthetic: bool, train_ids: list[str], val_ids: list[str],
 - Validation images ({len(val_ids)}): {", ".join(val_ids)} (split by image, class-balanced)
 - Recipe `{recipe}`: {epochs_run} epochs x {c["steps_per_epoch"]} steps, global batch {c["batch_size"]},
   {c["crop_size"]} x {c["crop_size"]} crops ({round(c["rare_prob"] * 100)}% centred on pixels of the rare
-  classes {c["rare_classes"]}), all 8 flips/rotations; loss `{c["loss"]}`; AdamW, lr {c["lr"]},
+  classes {c["rare_classes"]}; the others from images drawn {"uniformly" if c.get("sample_by") == "image"
+  else "by area"}), all 8 flips/rotations; loss `{c["loss"]}`; AdamW, lr {c["lr"]},
   {c["schedule"]} schedule with {c["warmup_frac"]:.0%} warm-up; gradient clipping {c["grad_clip"]};
   seed {c["seed"]}{init_line}
 - Kept weights: epoch {kept_epoch} of {epochs_run} ({"best mean validation pixel IoU"

@@ -377,7 +377,8 @@ def load_data(roots: str | list[str], cfg: TrainConfig, bands: tuple[str, ...], 
 
     data_device = device if (device.type == "cuda" and cfg.data_on_device) else torch.device("cpu")
     trainset = TrainSet(train_ids, [size(i) for i in train_ids], load, bands, cfg.crop_size,
-                        rare_classes=cfg.rare_classes, rare_prob=cfg.rare_prob, device=data_device,
+                        rare_classes=cfg.rare_classes, rare_prob=cfg.rare_prob, sample_by=cfg.sample_by,
+                        device=data_device,
                         store_dtype=cfg.store_dtype, seed=cfg.split_seed, stats=stats,
                         progress=tqdm(total=len(train_ids), desc="loading training images", **bar))
     val_images = []

@@ -127,6 +127,21 @@ def test_rare_class_oversampling():
     assert ts.rare_present == [10]              # a rare class with no pixels is not sampled from
 
 
+def test_crops_pick_images_by_area_or_uniformly():
+    sizes = ((40, 40), (400, 400))  # areas 1 : 100
+    images, masks = _images(sizes=sizes)
+
+    def share_of_small(sample_by):
+        ts = TrainSet.from_arrays(["small", "big"], images, masks, BANDS, 32, sample_by=sample_by)
+        image, *_ = ts.sample_positions(4000, torch.Generator().manual_seed(3))
+        return (image == 0).double().mean().item()
+
+    assert share_of_small("area") < 0.03                 # ~1 %: the big image takes nearly all crops
+    assert 0.45 < share_of_small("image") < 0.55         # each image half of them
+    with pytest.raises(ValueError, match="sample_by must be 'area' or 'image'"):
+        TrainSet.from_arrays(["small", "big"], images, masks, BANDS, 32, sample_by="pixels")
+
+
 def test_storage_normalisation_and_statistics():
     ts, images, _ = _trainset(store_dtype="int16")
     assert ts.images.dtype == torch.int16

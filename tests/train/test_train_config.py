@@ -72,6 +72,7 @@ def test_set_values_are_coerced_to_the_field_types():
     ("epochs=0", "epochs must be >= 1"),
     ("crop_size=100", "crop_size must be a positive multiple of 32"),
     ("loss=mse", "loss must be one of"),
+    ("sample_by=pixels", "sample_by must be one of"),
     ("bogus=1", "unknown key 'bogus'"),
     ("rare_classes=[11]", "rare_classes must be class ids"),
     ("model_args.in_channels=3", "follow from bands"),
