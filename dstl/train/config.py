@@ -88,8 +88,9 @@ class TrainConfig:
     # almost never show them.
     rare_classes: list = field(default_factory=lambda: [2, 7, 8, 9, 10])
     rare_prob: float = 0.5
-    # How the other crops choose their image: "area" (in proportion to its pixels) or "image"
-    # (every training image equally often). With several --data folders of very different scene
+    # How crops choose their image: "area" (in proportion to its pixels; a rare-class crop to its
+    # pixels of the class) or "image" (every training image equally often; a rare-class crop
+    # every image that holds the class equally often). With several --data folders of very different scene
     # sizes, "area" gives the big scenes nearly all crops (20 full-size real-layout scenes next to
     # 24 rule-based 1024 px ones: ~90 %); "image" keeps the small scenes' world in training.
     sample_by: str = "area"

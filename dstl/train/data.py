@@ -151,8 +151,9 @@ class TrainSet:
         crop_size: crop side in pixels; every image must be at least this large.
         rare_classes: class ids (1..10) whose pixels serve as crop centres with `rare_prob`.
         rare_prob: probability that a crop is centred (with jitter) on a rare-class pixel.
-        sample_by: how the other crops pick their image: "area" (in proportion to its pixels) or
-            "image" (uniformly over the images).
+        sample_by: how crops pick their image: "area" (in proportion to its pixels; rare-class
+            crops: to its pixels of the class) or "image" (uniformly over the images; rare-class
+            crops: over the images that hold the class).
         device: where the tensors live (the GPU when training on one).
         store_dtype: "int16" or "float32" (see module docstring).
         seed: seeds the pixel sampling for statistics and of large rare-class pixel pools.
@@ -241,18 +242,36 @@ class TrainSet:
                    **kwargs)
 
     def _build_pools(self, parts: dict[int, list[np.ndarray]]) -> None:
-        """Concatenate the positions (image, row, col) of each rare class that has any pixels."""
+        """Concatenate the positions (image, row, col) of each rare class that has any pixels
+        (`parts[c]`: one chunk per image, in image order), and note where each image's chunk lies
+        in it (segments, for drawing the image first with `sample_by` "image")."""
         pools, self.rare_present = [], []
+        seg_start, seg_len, cls_first, cls_count = [], [], [], []
+        offset = 0
         for c, chunks in parts.items():
             pool = np.concatenate(chunks) if chunks else np.zeros((0, 3), dtype=np.int64)
             if len(pool):
+                cls_first.append(len(seg_start))
+                local = 0
+                for chunk in chunks:
+                    if len(chunk):
+                        seg_start.append(offset + local)
+                        seg_len.append(len(chunk))
+                    local += len(chunk)
+                cls_count.append(len(seg_start) - cls_first[-1])
                 pools.append(pool)
+                offset += len(pool)
                 self.rare_present.append(c)
         if pools:
+            def long(values):
+                return torch.tensor(values, dtype=torch.long, device=self.device)
+
             lengths = [len(p) for p in pools]
             self.pool = torch.from_numpy(np.concatenate(pools).astype(np.int64)).to(self.device)
-            self.pool_len = torch.tensor(lengths, dtype=torch.long, device=self.device)
+            self.pool_len = long(lengths)
             self.pool_start = torch.cumsum(self.pool_len, 0) - self.pool_len
+            self.seg_start, self.seg_len = long(seg_start), long(seg_len)
+            self.cls_first, self.cls_count = long(cls_first), long(cls_count)
         else:
             self.pool = None
 
@@ -269,7 +288,9 @@ class TrainSet:
         With probability rare_prob a crop is centred on a random pixel of a rare class (class
         chosen uniformly among the rare classes present, pixel uniformly within it), jittered by
         up to CENTRE_JITTER * crop_size; otherwise the image is drawn in proportion to its area
-        (`sample_by` "area") or uniformly ("image"), and the position uniformly. Crops always lie
+        (`sample_by` "area") or uniformly ("image"), and the position uniformly. With "image" the
+        rare-class pixel is drawn the same way: an image holding the class, uniformly, then a
+        pixel of the class in it (with "area", uniformly over all the class's pixels). Crops always lie
         fully inside their image.
         """
         dev, s = self.device, self.crop_size
@@ -290,7 +311,11 @@ class TrainSet:
         # Draw the rare alternatives for every sample (fixed RNG consumption, no branches).
         if self.pool is not None:
             cls = (rand(batch) * len(self.pool_len)).long()
-            idx = self.pool_start[cls] + (rand(batch) * self.pool_len[cls]).long()
+            if self.sample_by == "area":  # a pixel of the class, uniformly over all its pixels
+                idx = self.pool_start[cls] + (rand(batch) * self.pool_len[cls]).long()
+            else:  # an image holding the class uniformly, then one of its pixels
+                seg = self.cls_first[cls] + (rand(batch) * self.cls_count[cls]).long()
+                idx = self.seg_start[seg] + (rand(batch) * self.seg_len[seg]).long()
             centre = self.pool[idx]  # (batch, 3): image, row, col
             jitter = int(CENTRE_JITTER * s)
             jy = (rand(batch) * (2 * jitter + 1)).long() - jitter

@@ -138,6 +138,18 @@ def test_crops_pick_images_by_area_or_uniformly():
 
     assert share_of_small("area") < 0.03                 # ~1 %: the big image takes nearly all crops
     assert 0.45 < share_of_small("image") < 0.55         # each image half of them
+    # the rare-class half: the big image holds 100x the vehicle pixels of the small one
+    big_vehicles = [m.copy() for m in masks]
+    big_vehicles[1][9, 100:300, 100:300] = 1
+
+    def rare_share_of_small(sample_by):
+        ts = TrainSet.from_arrays(["small", "big"], images, big_vehicles, BANDS, 32, rare_classes=[10],
+                                  rare_prob=1.0, sample_by=sample_by)
+        image, *_ = ts.sample_positions(4000, torch.Generator().manual_seed(4))
+        return (image == 0).double().mean().item()
+
+    assert rare_share_of_small("area") < 0.01
+    assert 0.45 < rare_share_of_small("image") < 0.55
     with pytest.raises(ValueError, match="sample_by must be 'area' or 'image'"):
         TrainSet.from_arrays(["small", "big"], images, masks, BANDS, 32, sample_by="pixels")
 
