@@ -6,11 +6,11 @@ engine simply never offers this backend.
 
 Why: on CPUs without VNNI (AVX2-only AMD EPYC), ONNX Runtime's fp32 kernels ran one 448 px tile of
 the bundled 20-band UNet 1.69x faster than PyTorch's fp32 and 1.20x faster than its best int8,
-with identical masks (BENCHMARKS.md, "Other runtimes on this CPU"). Whether it wins on a given
-CPU is measured, not assumed: `dstl.autotune` times it next to PyTorch's precisions and "auto"
-picks it only where it is the cheapest.
+with identical masks; on an AVX-512 VNNI Xeon it was 0.94x PyTorch's fp32 (BENCHMARKS.md, "Other
+runtimes on this CPU"). Whether it wins on a given CPU is measured, not assumed: `dstl.autotune`
+times it next to PyTorch's precisions and "auto" picks it only where it is the cheapest.
 
-`OnnxRunner(module).get()` returns a callable with the module's float contract: float32
+`OnnxRunner(module, in_channels).get()` returns a callable with the module's float contract: float32
 (N, C, h, w) -> float32 (N, 10, h, w) logits, any N and any h, w the module accepts (the graph
 has dynamic batch, height and width). It exports a BatchNorm-folded copy of the module (the same
 arithmetic as `dstl.runners.FloatRunner`) once, in memory, opens one InferenceSession on it, and
@@ -38,7 +38,7 @@ __all__ = ["available", "require", "OnnxRunner", "INSTALL_HINT", "OPSET"]
 #: What to install for this backend (the package's optional extra).
 INSTALL_HINT = "pip install 'dstl-segmentation[onnx]' (onnxruntime and onnx)"
 
-#: The ONNX opset the graph is exported with (ONNX Runtime 1.32 runs opsets up to 23).
+#: The ONNX opset the graph is exported with.
 OPSET = 17
 
 
