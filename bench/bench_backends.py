@@ -15,6 +15,8 @@ What is timed is the unit the engine repeats over a scene: one forward pass of a
 synthetic 20-band DSTL scene (seed 7) normalised with the model's own statistics. Candidates:
 
 - engine-fp32: `dstl.runners.FloatRunner` (BatchNorm folded, channels_last), as the engine runs fp32.
+- engine-bf16: the same folded module under CPU autocast to bfloat16, as the engine runs bf16
+  (pays only with native bf16: AMX or AVX512-BF16 with a full-width datapath).
 - engine-int8-<e>: `dstl.runners.Int8Model` on PyTorch's quantised engine e (oneDNN, FBGEMM),
   calibrated on 16 tiles of the model's base tile size, as the engine runs int8.
 - compile: `torch.compile` (inductor, default mode) of the folded fp32 module.
@@ -126,6 +128,15 @@ def builders(model, batch: torch.Tensor, calib: torch.Tensor, tmp: Path, threads
                 return folded(x_cl).float().numpy()
         return run
     out["engine-fp32"] = engine_fp32
+
+    def engine_bf16():
+        folded = runners.FloatRunner(module).get()
+
+        def run():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                return folded(x_cl).float().numpy()
+        return run
+    out["engine-bf16"] = engine_bf16
 
     def engine_int8(engine):
         def build():
