@@ -859,13 +859,19 @@ def _training_record(run: Run, kept_epoch: int, val_scores: dict | None, holdout
     return record
 
 
+def read_images(ds, ids: list[str], bands: tuple[str, ...], desc: str = "loading held-out images",
+                show: bool = True) -> list[ValImage]:
+    """Labelled images `ids` of the DstlDataset `ds` as float32 ValImages (whole scenes, `bands`)."""
+    bar = tqdm(ids, desc=desc, leave=False, disable=not show)
+    return [ValImage(i, ds.read_scene(i, bands).data, 1.0, ds.masks(i), ds.labels(i), ds.transform(i))
+            for i in bar]
+
+
 def _score_holdout(root, module, mc: ModelConfig, bands, cfg, info) -> dict:
     from dstl.dataset import DstlDataset
 
     ds = DstlDataset(root, mask_cache=0)
-    ids = tqdm(ds.train_ids, desc="loading held-out images", leave=False, disable=not info.is_main)
-    images = [ValImage(i, ds.read_scene(i, bands).data, 1.0, ds.masks(i), ds.labels(i), ds.transform(i))
-              for i in ids]
+    images = read_images(ds, ds.train_ids, bands, show=info.is_main)
     res = run_validation(module, mc, bands, images, cfg, info, thresholds=list(mc.thresholds))
     return {"description": f"{len(images)} labelled images of `{Path(root).name}`", "ids": ds.train_ids,
             "scores": res.scores()}
