@@ -82,8 +82,9 @@ def train_config_of(loaded) -> TrainConfig:
     return TrainConfig.from_dict(stored, source="weights B's extra.train_config")
 
 
-def validation_images(roots: list[str], ids: list[str], bands: tuple[str, ...]) -> list[ValImage]:
-    """B's validation images `ids`, each read from the --data folder that holds it."""
+def validation_images(roots: list[str], ids: list[str], bands: tuple[str, ...]) -> dict[str, list[ValImage]]:
+    """B's validation images `ids`, each read from the --data folder that holds it: folder -> images
+    (folders that hold none left out)."""
     from dstl.dataset import DstlDataset
 
     found = {}
@@ -95,7 +96,39 @@ def validation_images(roots: list[str], ids: list[str], bands: tuple[str, ...]) 
     if missing:
         raise DataError(f"validation images {missing} of weights B are not labelled images of "
                         f"{' + '.join(roots)}")
-    return [img for i in ids for img in read_images(found[i], [i], bands, desc=f"reading {i}")]
+    groups: dict[str, list[ValImage]] = {}
+    for i in ids:
+        images = read_images(found[i], [i], bands, desc=f"reading {i}")
+        groups.setdefault(str(found[i].root), []).extend(images)
+    return groups
+
+
+def score_alpha(module, mc, bands, groups: dict[str, list[ValImage]], cfg, info):
+    """Validate `module` on all of `groups`' images (thresholds tuned on them together, as training
+    does) and, at those thresholds, on each folder's images alone: (ValResult, {folder: pixel IoU})."""
+    from dstl.train.train import engine_predictor
+    from dstl.train.validate import validate
+
+    predict = engine_predictor(module, mc, bands, info.device)
+    cache: dict[str, object] = {}
+
+    def cached(img: ValImage):
+        if img.image_id not in cache:
+            cache[img.image_id] = predict(img)
+        return cache[img.image_id]
+
+    images = [img for imgs in groups.values() for img in imgs]
+    pooled = validate(cached, images, cfg.threshold_grid, polygons=False)
+    folders = {f: validate(cached, imgs, cfg.threshold_grid, thresholds=pooled.thresholds,
+                           polygons=False).iou_mean
+               for f, imgs in groups.items()}
+    return pooled, folders
+
+
+#: How the alpha is chosen: "pooled" = pixel IoU over all validation pixels together (training's rule
+#: for the kept epoch; large scenes dominate it); "folder-mean" = the mean over the --data folders of
+#: each folder's pixel IoU (every data world counts the same, whatever its scenes' size).
+SELECT_BY = ("pooled", "folder-mean")
 
 
 def choose(scores: dict[float, float]) -> float:
@@ -110,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, nargs="+", required=True, help="values in [0, 1] to try")
     p.add_argument("--data", nargs="+", required=True, help="DSTL folders holding B's validation images")
     p.add_argument("--out", required=True, help="output folder (Hub layout)")
+    p.add_argument("--select-by", choices=SELECT_BY, default="pooled",
+                   help="pooled: pixel IoU over all validation pixels (training's rule); folder-mean: the "
+                        "mean of each --data folder's pixel IoU (default: pooled)")
     p.add_argument("--holdout", help="a DSTL folder of held-out images, scored after the choice")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
     return p
@@ -134,17 +170,21 @@ def main(argv: list[str] | None = None) -> dict:
     if not val_ids:
         raise ConfigError(f"{args.b} records no validation images (training.val_ids)")
     bands = tuple(b.config.bands)
-    images = validation_images(args.data, val_ids, bands)
+    groups = validation_images(args.data, val_ids, bands)
+    images = [img for imgs in groups.values() for img in imgs]
     info = ddp.DistInfo()
     state_a, state_b = a.module.state_dict(), b.module.state_dict()
     module = copy.deepcopy(b.module).float().eval()
-    results = {}
+    results, by_folder, criterion = {}, {}, {}
     for alpha in sorted(set(args.alpha)):
         module.load_state_dict(interpolate_state(state_a, state_b, alpha))
-        val = run_validation(module, b.config, bands, images, cfg, info, polygons=False)
-        results[alpha] = val
-        print(f"alpha {alpha:.3f}: validation pixel IoU {val.iou_mean:.4f}", file=sys.stderr)
-    alpha = choose({k: v.iou_mean for k, v in results.items()})
+        results[alpha], by_folder[alpha] = score_alpha(module, b.config, bands, groups, cfg, info)
+        folder_mean = sum(by_folder[alpha].values()) / len(by_folder[alpha])
+        criterion[alpha] = results[alpha].iou_mean if args.select_by == "pooled" else folder_mean
+        parts = ", ".join(f"{Path(f).name} {v:.4f}" for f, v in by_folder[alpha].items())
+        print(f"alpha {alpha:.3f}: validation pixel IoU {results[alpha].iou_mean:.4f} pooled, "
+              f"{folder_mean:.4f} folder mean ({parts})", file=sys.stderr)
+    alpha = choose(criterion)
     module.load_state_dict(interpolate_state(state_a, state_b, alpha))
     thresholds = results[alpha].thresholds
     mc = copy.deepcopy(b.config)
@@ -163,13 +203,17 @@ def main(argv: list[str] | None = None) -> dict:
         "a": {"source": args.a, "command": (a.config.training or {}).get("command")},
         "b": {"source": args.b, "command": training.get("command")},
         "alpha": alpha,
+        "select_by": args.select_by,
         "validation_iou_by_alpha": {f"{k:g}": v.iou_mean for k, v in results.items()},
+        "validation_iou_by_alpha_and_folder": {f"{k:g}": {Path(f).name: v for f, v in d.items()}
+                                               for k, d in by_folder.items()},
     }
     training["command"] = "python -m dstl.train.interpolate " + shlex.join(argv)
     training["metrics"] = {"validation": val.scores(), "holdout": holdout["scores"] if holdout else None}
     mc.training = training
     out = Path(args.out)
-    notes = interpolation_notes(args.a, args.b, alpha, results) + report.card_notes(
+    made = interpolation_notes(args.a, args.b, alpha, results, by_folder, args.select_by)
+    notes = made + report.card_notes(
         synthetic=bool(training.get("synthetic")), train_ids=list(training.get("train_ids") or []),
         val_ids=val_ids, recipe=str(training.get("recipe")), config=cfg.to_dict(),
         kept_epoch=training.get("kept_epoch"), epochs_run=int(training.get("epochs") or 0),
@@ -180,19 +224,27 @@ def main(argv: list[str] | None = None) -> dict:
         if (src / name).is_file():
             shutil.copyfile(src / name, out / name)
     print(f"wrote {out} (alpha {alpha:g}: validation pixel IoU {val.iou_mean:.4f})", file=sys.stderr)
-    return {"alpha": alpha, "scores": {k: v.iou_mean for k, v in results.items()}, "holdout": holdout}
+    return {"alpha": alpha, "scores": {k: v.iou_mean for k, v in results.items()}, "criterion": criterion,
+            "by_folder": by_folder, "holdout": holdout}
 
 
-def interpolation_notes(a: str, b: str, alpha: float, results: dict) -> str:
+def interpolation_notes(a: str, b: str, alpha: float, results: dict, by_folder: dict, select_by: str) -> str:
     """The card's paragraph on how these weights were made, with every alpha's validation IoU."""
-    rows = "\n".join(f"| {f'**{k:g}** (chosen)' if k == alpha else f'{k:g}'} | {v.iou_mean:.4f} |"
-                     for k, v in sorted(results.items()))
+    folders = list(next(iter(by_folder.values())))
+    head = " | ".join(f"`{Path(f).name}`" for f in folders)
+    rows = "\n".join(
+        f"| {f'**{k:g}** (chosen)' if k == alpha else f'{k:g}'} | {v.iou_mean:.4f} | "
+        + " | ".join(f"{by_folder[k][f]:.4f}" for f in folders) + " |"
+        for k, v in sorted(results.items()))
+    rule = ("pooled validation pixel IoU (all validation pixels together)" if select_by == "pooled" else
+            "the mean over the data folders of each folder's validation pixel IoU")
     return (f"## Interpolated weights\n\nThese weights are (1 - {alpha:g}) x `{a}` + {alpha:g} x `{b}`, "
             "every float tensor interpolated (`python -m dstl.train.interpolate`, the command is in "
-            "config.json); the thresholds were tuned on the validation images for this point, and the "
-            "point was chosen by mean validation pixel IoU. The recipe, split and learning curves below "
-            f"are those of the run that made `{b}`.\n\n"
-            f"| alpha | validation pixel IoU |\n|---|---|\n{rows}\n\n")
+            "config.json); the thresholds were tuned on all the validation images for this point, and the "
+            f"point was chosen by {rule}. The recipe, split and learning curves below are those of the run "
+            f"that made `{b}`.\n\n"
+            f"| alpha | validation pixel IoU, pooled | {head} |\n"
+            f"|---|---|{'---|' * len(folders)}\n{rows}\n\n")
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -22,18 +22,21 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A tiny run A and a run B that continues it (init_weights = A), as fine-tuning does."""
+    """A tiny run A and a run B that continues it (init_weights = A), as fine-tuning does, on two
+    data folders with a validation image in each."""
     from tests.conftest import write_dstl_folder
 
     root = tmp_path_factory.mktemp("interp")
     data = write_dstl_folder(root / "data", sizes=SIZES, labelled=LABELLED)
+    data2 = write_dstl_folder(root / "data2", sizes={"9500_0_0": (96, 96), "9500_0_1": (80, 80)},
+                              labelled=["9500_0_0", "9500_0_1"], seed=3)
     a, b = root / "a", root / "b"
-    common = ["--data", str(data), *TINY]
+    common = ["--data", str(data), str(data2), *TINY, "--set", 'val_ids=["9001_1_2", "9500_0_0"]']
     train_main(["--out", str(a), "--checkpoint", str(root / "a.pt"), *common])
     train_main(["--out", str(b), "--checkpoint", str(root / "b.pt"), *common, "--set", f"init_weights={a}",
                 "--lr", "0.05", "--epochs", "2"])
     holdout = write_dstl_folder(root / "holdout", sizes={"9100_0_0": (96, 96)}, labelled=["9100_0_0"], seed=7)
-    return data, a, b, holdout
+    return [str(data), str(data2)], a, b, holdout
 
 
 def test_interpolate_state_is_the_straight_line_and_keeps_integer_buffers():
@@ -54,11 +57,13 @@ def test_choose_takes_the_best_validation_iou_and_the_smaller_alpha_on_a_tie():
 def test_writes_the_chosen_point_with_retuned_thresholds_and_a_record(runs, tmp_path):
     data, a, b, holdout = runs
     out = tmp_path / "mix"
-    res = main([str(a), str(b), "--alpha", "0", "0.5", "1", "--data", str(data), "--out", str(out),
+    res = main([str(a), str(b), "--alpha", "0", "0.5", "1", "--data", *data, "--out", str(out),
                 "--holdout", str(holdout)])
     alpha = res["alpha"]
     assert set(res["scores"]) == {0.0, 0.5, 1.0}
+    assert res["criterion"] == res["scores"]  # pooled, the default
     assert res["scores"][alpha] == max(res["scores"].values())
+    assert all(set(d) == set(data) for d in res["by_folder"].values())
     wa, wb, wm = (load_file(p / "model.safetensors") for p in (a, b, out))
     for k in wm:
         if wm[k].is_floating_point():
@@ -70,10 +75,12 @@ def test_writes_the_chosen_point_with_retuned_thresholds_and_a_record(runs, tmp_
     assert rec["interpolation"]["a"]["source"] == str(a) and rec["interpolation"]["b"]["source"] == str(b)
     assert rec["interpolation"]["b"]["command"] == cb.training["command"]
     assert set(rec["interpolation"]["validation_iou_by_alpha"]) == {"0", "0.5", "1"}
+    assert rec["interpolation"]["select_by"] == "pooled"
+    assert set(rec["interpolation"]["validation_iou_by_alpha_and_folder"]["0.5"]) == {"data", "data2"}
     assert rec["command"].startswith("python -m dstl.train.interpolate ")
     assert rec["val_ids"] == cb.training["val_ids"] and rec["train_ids"] == cb.training["train_ids"]
     assert rec["metrics"]["validation"]["iou_mean"] == pytest.approx(res["scores"][alpha])
-    assert rec["metrics"]["holdout"] == json.loads(json.dumps(res["holdout"]["scores"]))  # keys as JSON has them
+    assert rec["metrics"]["holdout"] == json.loads(json.dumps(res["holdout"]["scores"]))  # JSON keys
     assert loaded.config.normalization == cb.normalization
     card = (out / "README.md").read_text()
     assert "## Interpolated weights" in card and f"**{alpha:g}** (chosen)" in card
@@ -81,10 +88,20 @@ def test_writes_the_chosen_point_with_retuned_thresholds_and_a_record(runs, tmp_
     json.loads((out / "config.json").read_text())
 
 
+def test_folder_mean_weighs_each_data_folder_the_same(runs, tmp_path):
+    data, a, b, _ = runs
+    res = main([str(a), str(b), "--alpha", "0.25", "0.75", "--select-by", "folder-mean", "--data", *data,
+                "--out", str(tmp_path / "fm")])
+    for alpha, folders in res["by_folder"].items():
+        assert res["criterion"][alpha] == pytest.approx(sum(folders.values()) / 2)
+    assert res["criterion"][res["alpha"]] == max(res["criterion"].values())
+    assert load_model(tmp_path / "fm").config.training["interpolation"]["select_by"] == "folder-mean"
+
+
 def test_alpha_zero_gives_the_first_weights(runs, tmp_path):
     data, a, b, _ = runs
     out = tmp_path / "zero"
-    main([str(a), str(b), "--alpha", "0", "--data", str(data), "--out", str(out)])
+    main([str(a), str(b), "--alpha", "0", "--data", *data, "--out", str(out)])
     wa, wz = load_file(a / "model.safetensors"), load_file(out / "model.safetensors")
     assert all(torch.equal(wa[k], wz[k]) for k in wa if wa[k].is_floating_point())
 
@@ -119,12 +136,12 @@ def _without_train_config(src, folder):
 def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, capsys, make_dstl_folder, case, message):
     data, a, b, _ = runs
     if case == "alpha":
-        args = [str(a), str(b), "--alpha", "1.5", "--data", str(data)]
+        args = [str(a), str(b), "--alpha", "1.5", "--data", *data]
     elif case == "width":
-        args = [str(_wider(tmp_path / "w8")), str(b), "--alpha", "0.5", "--data", str(data)]
+        args = [str(_wider(tmp_path / "w8")), str(b), "--alpha", "0.5", "--data", *data]
     elif case == "untrained":
         bare = _without_train_config(b, tmp_path / "bare")
-        args = [str(a), str(bare), "--alpha", "0.5", "--data", str(data)]
+        args = [str(a), str(bare), "--alpha", "0.5", "--data", *data]
     else:
         other = make_dstl_folder(tmp_path / "other", sizes={"9200_0_0": (64, 64)}, labelled=["9200_0_0"])
         args = [str(a), str(b), "--alpha", "0.5", "--data", str(other)]
