@@ -212,12 +212,15 @@ def main(argv: list[str] | None = None) -> dict:
     training["metrics"] = {"validation": val.scores(), "holdout": holdout["scores"] if holdout else None}
     mc.training = training
     out = Path(args.out)
-    made = interpolation_notes(args.a, args.b, alpha, results, by_folder, args.select_by)
-    notes = made + report.card_notes(
+    notes = report.card_notes(
         synthetic=bool(training.get("synthetic")), train_ids=list(training.get("train_ids") or []),
         val_ids=val_ids, recipe=str(training.get("recipe")), config=cfg.to_dict(),
         kept_epoch=training.get("kept_epoch"), epochs_run=int(training.get("epochs") or 0),
         thresholds=list(thresholds), val_scores=val.scores(), holdout=holdout)
+    # After the SYNTHETIC banner (if any), before the run's own sections.
+    made = interpolation_notes(args.a, args.b, alpha, results, by_folder, args.select_by)
+    cut = notes.find("## Data split and recipe")
+    notes = notes[:cut] + made + notes[cut:] if cut >= 0 else made + notes
     save_pretrained(module, mc, out, notes=notes)
     src = Path(args.b)
     for name in ("metrics.csv", "curves.png"):  # B's run: the card says so

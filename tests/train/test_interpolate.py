@@ -84,6 +84,7 @@ def test_writes_the_chosen_point_with_retuned_thresholds_and_a_record(runs, tmp_
     assert loaded.config.normalization == cb.normalization
     card = (out / "README.md").read_text()
     assert "## Interpolated weights" in card and f"**{alpha:g}** (chosen)" in card
+    assert card.index("## Interpolated weights") < card.index("## Data split and recipe")
     assert (out / "metrics.csv").read_bytes() == (b / "metrics.csv").read_bytes()
     json.loads((out / "config.json").read_text())
 
