@@ -9,14 +9,17 @@ most of both (Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 20
 Every float tensor of the state dict is interpolated, BatchNorm's running statistics included;
 integer buffers (BatchNorm's batch counters) are B's.
 
-For every alpha the thresholds are tuned on B's validation images (its config.json names them;
-they are looked up in the --data folders) exactly as training tunes them, and the alpha with the
-highest mean validation pixel IoU (training's rule for the kept epoch) is written to OUT in Hub
-layout: interpolated weights, those thresholds, a `training` record that is B's plus an
-`interpolation` entry (both sources, every alpha's validation IoU, the chosen alpha), B's
-metrics.csv and curves.png, and a model card. Held-out images (--holdout) are scored with the
-saved thresholds only, after the choice. A and B must share architecture, constructor arguments,
-bands and input normalisation (the same input means the same thing to both).
+For every alpha the thresholds are tuned on all of B's validation images together (its config.json
+names them; they are looked up in the --data folders) exactly as training tunes them, and the alpha
+with the highest validation score is written to OUT in Hub layout. The score (--select-by) is the
+mean pixel IoU over all validation pixels ("pooled", training's rule for the kept epoch: large
+scenes dominate it) or the mean over the --data folders of each folder's mean pixel IoU at those
+thresholds ("folder-mean": every data world counts the same). Written: interpolated weights, those
+thresholds, a `training` record that is B's plus an `interpolation` entry (both sources, every
+alpha's validation IoU, the chosen alpha), B's metrics.csv and curves.png, and a model card. Held-
+out images (--holdout) are scored with the saved thresholds only, after the choice. A and B must
+share architecture, constructor arguments, bands and input normalisation (the same input means the
+same thing to both).
 """
 
 from __future__ import annotations
@@ -152,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Interpolate, tune, choose, write OUT; returns {"alpha", "scores" (alpha -> val IoU), "holdout"}."""
+    """Interpolate, tune, choose, write OUT. Returns {"alpha": chosen, "scores": alpha -> pooled
+    validation IoU, "criterion": alpha -> the --select-by score, "by_folder": alpha -> {folder: IoU},
+    "holdout": held-out record or None}."""
     from dstl.models import load_model, save_pretrained
 
     argv = list(sys.argv[1:] if argv is None else argv)

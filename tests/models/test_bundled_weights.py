@@ -40,7 +40,13 @@ def test_cards_say_the_training_data_was_synthetic(bundled, name):
     assert training["synthetic"] is True
     card = (BUNDLED_DIR / name / "README.md").read_text()
     assert "Trained on SYNTHETIC data" in card
-    assert training["command"].startswith("python train/train.py")
+    if training["command"].startswith("python -m dstl.train.interpolate "):
+        # Interpolated weights: both ends are recorded, and the fine-tune's end was trained by the script.
+        ends = training["interpolation"]
+        assert ends["b"]["command"].startswith("python train/train.py")
+        assert ends["a"]["command"] and 0.0 <= ends["alpha"] <= 1.0
+    else:
+        assert training["command"].startswith("python train/train.py")
     assert f"{holdout(bundled[name])['jaccard_mean']:.3f}" in card
 
 
@@ -58,11 +64,12 @@ def test_the_20_band_model_beats_the_rgb_model_where_spectra_matter(bundled):
         assert j20[str(k)] > jrgb[str(k)], k
 
 
-@pytest.mark.parametrize("name, placement", [("unet-20band", "deep"), ("unet-rgb", "original")])
+@pytest.mark.parametrize("name, placement", [("unet-20band", "original"), ("unet-rgb", "original")])
 def test_bundled_weights_load_as_the_architecture_they_were_trained_with(bundled, name, placement):
-    """Stage 2 (unet-20band) trained with the "deep" dropout placement, stage 3 (unet-rgb) with the
-    original's; config.json records it. Dropout has no parameters and is off in eval, so the
-    placement changes neither the keys nor inference."""
+    """Both bundled models are now of the final architecture, the original's dropout placement: stage
+    3 (unet-rgb) and the stage-5 fine-tune behind unet-20band trained with it (stage 2 used "deep";
+    dropout has no parameters, so the interpolation of the two is well defined); config.json records
+    it. Dropout is off in eval, so the placement changes neither the keys nor inference."""
     loaded = bundled[name]
     assert loaded.config.model_args["dropout_placement"] == placement
     assert loaded.module.model_args["dropout_placement"] == placement
