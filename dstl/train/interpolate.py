@@ -39,8 +39,8 @@ from dstl.progress import print_error
 from dstl.train import distributed as ddp
 from dstl.train import report
 from dstl.train.config import ConfigError, TrainConfig
-from dstl.train.train import PARAMETER_FREE_ARGS, read_images, run_validation
-from dstl.train.validate import ValImage
+from dstl.train.train import PARAMETER_FREE_ARGS, read_images, score_holdout
+from dstl.train.validate import ValImage, validate
 
 
 def check_compatible(a, b, name_a: str, name_b: str) -> None:
@@ -108,9 +108,9 @@ def validation_images(roots: list[str], ids: list[str], bands: tuple[str, ...]) 
 
 def score_alpha(module, mc, bands, groups: dict[str, list[ValImage]], cfg, info):
     """Validate `module` on all of `groups`' images (thresholds tuned on them together, as training
-    does) and, at those thresholds, on each folder's images alone: (ValResult, {folder: pixel IoU})."""
+    does) and, at those thresholds, on each folder's images alone: (ValResult, {folder: pixel IoU},
+    predict), where predict(image) returns the probabilities already computed (no second pass)."""
     from dstl.train.train import engine_predictor
-    from dstl.train.validate import validate
 
     predict = engine_predictor(module, mc, bands, info.device)
     cache: dict[str, object] = {}
@@ -125,7 +125,7 @@ def score_alpha(module, mc, bands, groups: dict[str, list[ValImage]], cfg, info)
     folders = {f: validate(cached, imgs, cfg.threshold_grid, thresholds=pooled.thresholds,
                            polygons=False).iou_mean
                for f, imgs in groups.items()}
-    return pooled, folders
+    return pooled, folders, cached
 
 
 #: How the alpha is chosen: "pooled" = pixel IoU over all validation pixels together (training's rule
@@ -181,29 +181,27 @@ def main(argv: list[str] | None = None) -> dict:
     state_a, state_b = a.module.state_dict(), b.module.state_dict()
     module = copy.deepcopy(b.module).float().eval()
     results, by_folder, criterion = {}, {}, {}
+    best_predict = None  # the cached probabilities of the best alpha so far (at most two caches alive)
     for alpha in sorted(set(args.alpha)):
         module.load_state_dict(interpolate_state(state_a, state_b, alpha))
-        results[alpha], by_folder[alpha] = score_alpha(module, b.config, bands, groups, cfg, info)
+        results[alpha], by_folder[alpha], predict = score_alpha(module, b.config, bands, groups, cfg, info)
         folder_mean = sum(by_folder[alpha].values()) / len(by_folder[alpha])
         criterion[alpha] = results[alpha].iou_mean if args.select_by == "pooled" else folder_mean
         parts = ", ".join(f"{Path(f).name} {v:.4f}" for f, v in by_folder[alpha].items())
         print(f"alpha {alpha:.3f}: validation pixel IoU {results[alpha].iou_mean:.4f} pooled, "
               f"{folder_mean:.4f} folder mean ({parts})", file=sys.stderr)
+        if choose(criterion) == alpha:
+            best_predict = predict
+        del predict
     alpha = choose(criterion)
     module.load_state_dict(interpolate_state(state_a, state_b, alpha))
     thresholds = results[alpha].thresholds
     mc = copy.deepcopy(b.config)
     mc.thresholds = tuple(thresholds)
-    val = run_validation(module, mc, bands, images, cfg, info, thresholds=list(thresholds))  # + polygons
-    holdout = None
-    if args.holdout:
-        from dstl.dataset import DstlDataset
-
-        ds = DstlDataset(args.holdout, mask_cache=0)
-        res = run_validation(module, mc, bands, read_images(ds, ds.train_ids, bands), cfg, info,
-                             thresholds=list(thresholds))
-        holdout = {"description": f"{len(ds.train_ids)} labelled images of `{Path(args.holdout).name}`",
-                   "ids": ds.train_ids, "scores": res.scores()}
+    # The chosen point's scores with polygons, from the probabilities its sweep step computed.
+    val = validate(best_predict, images, cfg.threshold_grid, thresholds=list(thresholds))
+    del best_predict
+    holdout = score_holdout(args.holdout, module, mc, bands, cfg, info) if args.holdout else None
     training["interpolation"] = {
         "a": {"source": args.a, "command": (a.config.training or {}).get("command")},
         "b": {"source": args.b, "command": training.get("command")},

@@ -804,7 +804,7 @@ def _finish(run: Run) -> dict:
         best["scores"] = val.scores()  # same model and thresholds: the same pixel IoU, plus polygons
     holdout = None
     if run.args.holdout:
-        holdout = _score_holdout(run.args.holdout, module, run.model_config(thresholds), run.bands, cfg,
+        holdout = score_holdout(run.args.holdout, module, run.model_config(thresholds), run.bands, cfg,
                                  run.info)
     val_scores = best["scores"] if best else None
     mc = run.model_config(thresholds, _training_record(run, kept_epoch, val_scores, holdout))
@@ -867,7 +867,8 @@ def read_images(ds, ids: list[str], bands: tuple[str, ...], desc: str = "loading
             for i in bar]
 
 
-def _score_holdout(root, module, mc: ModelConfig, bands, cfg, info) -> dict:
+def score_holdout(root, module, mc: ModelConfig, bands, cfg, info) -> dict:
+    """Score `module` on every labelled image of the DSTL folder `root` at the thresholds of `mc`."""
     from dstl.dataset import DstlDataset
 
     ds = DstlDataset(root, mask_cache=0)
